@@ -356,7 +356,7 @@ def _run_perturbation(
 
     baseline = torch.where(rows.mask, baseline_ids, rows.ids)  # padding is never perturbed
     args = tuple(rows.extras)
-    per_eval = internal_batch_size or 1
+    per_eval = internal_batch_size or 64  # perturbations per forward pass (Captum: 1)
     if method in ("occlusion", "leave_one_out"):
         window = 1 if method == "leave_one_out" else int(kwargs.pop("window", 1))
         stride = 1 if method == "leave_one_out" else int(kwargs.pop("stride", 1))
