@@ -1,8 +1,17 @@
 """interp: capture attention from any PyTorch model, store it durably, compare it.
 
-Import-light on purpose: only the capture and extractor registry load here; the store, batch
-capture and CLI import on use.
+    import interp
+    with interp.capture(model, "encoder.*attn") as cap:   # glob, type or predicate
+        model(batch)
+    weights = cap.as_dict()                               # {module: [batch, (heads,) q, k]}
+
+Import-light on purpose: importing ``interp`` loads only torch and the capture machinery; the
+store (SQLite, numpy), batch capture (tqdm) and CLI load on first use.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .capture import (
     Capture,
@@ -13,5 +22,57 @@ from .capture import (
     capture_attention,
     hooks_attached,
     select_modules,
+    stack_calls,
 )
-from .extractors import Extractor, find_extractor, load_plugins, register_extractor
+from .extractors import (
+    Extractor,
+    find_extractor,
+    load_plugins,
+    register_extractor,
+    unregister_extractor,
+)
+
+if TYPE_CHECKING:
+    from .batch import CaptureReport, ShapeMismatchError, capture_dataset
+    from .store import CorruptRecordError, Store, StoredRecord, StoreError, fingerprint
+
+_LAZY = {
+    "Store": "store", "StoredRecord": "store", "StoreError": "store",
+    "CorruptRecordError": "store", "fingerprint": "store", "open_store": "store",
+    "capture_dataset": "batch", "CaptureReport": "batch", "ShapeMismatchError": "batch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
+
+
+__all__ = [
+    "Capture",
+    "CaptureReport",
+    "CorruptRecordError",
+    "ExtractionError",
+    "Extractor",
+    "ModuleSelectionError",
+    "Record",
+    "ShapeMismatchError",
+    "Store",
+    "StoreError",
+    "StoredRecord",
+    "capture",
+    "capture_attention",
+    "capture_dataset",
+    "find_extractor",
+    "fingerprint",
+    "hooks_attached",
+    "load_plugins",
+    "open_store",
+    "register_extractor",
+    "select_modules",
+    "stack_calls",
+    "unregister_extractor",
+]

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .extractors import Extractor, find_extractor
 
 Selector = Union[str, "re.Pattern[str]", type, Callable[[str, nn.Module], bool]]
-Selection = Union[Selector, Sequence[Selector], None]
+Selection = Selector | Sequence[Selector] | None
 
 
 class ModuleSelectionError(LookupError):
@@ -68,7 +68,8 @@ def _looks_like_attention(name: str, module: nn.Module) -> bool:
     if find_extractor(module, generic=False) is not None:
         return True
     cls = type(module).__name__.lower()
-    return "attention" in cls or "attn" in cls
+    last = name.rsplit(".", 1)[-1].lower()
+    return any(word in text for word in ("attention", "attn") for text in (cls, last))
 
 
 def _describe_selector(selector: Selector) -> str:

@@ -1,0 +1,224 @@
+"""Capture a whole dataset into a store, batch by batch, with progress and resume.
+
+Each batch is a mapping::
+
+    {"ids": [...],                       # one example id per row (required)
+     "inputs": x,                        # model(x), model(*x) for a tuple, model(**x) for a dict
+     "source": [[tok, ...], ...],        # optional: tokens along the keys axis
+     "target": [[tok, ...], ...]}        # optional: tokens along the queries axis
+
+Memory stays bounded: a batch's weights are written in one transaction and dropped before the
+next batch runs. A batch whose examples are all in the store already is skipped without running
+the model, so an interrupted job resumes where it stopped; the store's unique key makes
+re-writing a partly stored batch harmless.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from .capture import Capture, Selection, call_model
+from .store import Store, fingerprint
+
+QueryAxis = Literal["auto", "source", "target", "none"]
+
+
+class ShapeMismatchError(ValueError):
+    """Captured weights disagree with the example's tokens or the batch's ids."""
+
+
+@dataclass
+class CaptureReport:
+    """What :func:`capture_dataset` did."""
+
+    run: str
+    batches: int = 0
+    skipped_batches: int = 0
+    examples: int = 0
+    records_written: int = 0
+    seconds: float = 0.0
+
+
+def _trim(
+    w: Tensor, module: str, example: str, source: Sequence[Any] | None,
+    target: Sequence[Any] | None, mode: QueryAxis,
+) -> Tensor:
+    """Cut one example's padded weights ``[(heads,) Q, K]`` to its token lengths."""
+    q_len, k_len = w.shape[-2], w.shape[-1]
+    where = f"module {module!r}, example {example!r}"
+    if mode == "auto":
+        if target is not None and q_len > 1 and q_len != k_len:
+            mode = "target"
+        elif source is not None and q_len == k_len and target is None:
+            mode = "source"
+        elif target is not None and q_len > 1:
+            mode = "target"
+        else:
+            mode = "none"
+    if source is not None:
+        n = len(source)
+        if n > k_len:
+            raise ShapeMismatchError(
+                f"{where}: weights have {k_len} keys but the source has {n} tokens; the source "
+                f"tokens must be the keys this module attends over"
+            )
+        if n < k_len:
+            beyond = w[..., n:]
+            if beyond.is_floating_point() and float(beyond.float().abs().max()) > 1e-6:
+                warnings.warn(
+                    f"interp: {where}: weight {float(beyond.float().abs().max()):.3g} on keys past the "
+                    f"source's {n} tokens (padding not masked?); they are cut off",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            w = w[..., :n]
+    tokens = {"source": source, "target": target}.get(mode)
+    if mode in ("source", "target"):
+        if tokens is None:
+            raise ShapeMismatchError(f"{where}: queries={mode!r} but the batch has no {mode!r} tokens")
+        n = len(tokens)
+        if n > q_len:
+            raise ShapeMismatchError(
+                f"{where}: weights have {q_len} queries but the {mode} has {n} tokens"
+            )
+        w = w[..., :n, :]
+    return w
+
+
+def _axis_for(module: str, queries: QueryAxis | Mapping[str, QueryAxis]) -> QueryAxis:
+    if isinstance(queries, str):
+        return queries
+    for pattern, mode in queries.items():
+        if fnmatch.fnmatchcase(module, pattern):
+            return mode
+    return "auto"
+
+
+def _tokens(batch: Mapping[str, Any], key: str, n: int) -> list[Any] | None:
+    tokens = batch.get(key)
+    if tokens is None:
+        return None
+    tokens = list(tokens)
+    if len(tokens) != n:
+        raise ShapeMismatchError(f"batch has {n} ids but {len(tokens)} {key} token lists")
+    return tokens
+
+
+def capture_dataset(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    store: Store | str | os.PathLike[str],
+    *,
+    run: str,
+    modules: Selection = None,
+    model_name: str | None = None,
+    forward: Callable[[nn.Module, Mapping[str, Any]], Any] | None = None,
+    dtype: torch.dtype | None = None,
+    kind: str = "attention",
+    step: int = 0,
+    queries: QueryAxis | Mapping[str, QueryAxis] = "auto",
+    resume: bool = True,
+    progress: bool = True,
+    total: int | None = None,
+) -> CaptureReport:
+    """Capture attention for every batch and write it to ``store``, one transaction per batch.
+
+    One record per (module, example): the example's weights ``[(heads,) queries, keys]`` cut to
+    its ``source`` length on the keys axis and, per ``queries`` (a mode, or ``{module glob:
+    mode}``), to its source (self-attention) or target length on the queries axis. ``"auto"``
+    picks target when target tokens are given and the module has several queries, source when
+    the weights are square and no target is given. The model is run under ``torch.no_grad()``
+    in whatever train/eval mode it is in. ``forward(model, batch)`` replaces the default call.
+    """
+    own_store = not isinstance(store, Store)
+    db = Store(store) if own_store else store
+    name = model_name or type(model).__name__
+    fp = fingerprint(model)
+    report = CaptureReport(run=run)
+    start = time.perf_counter()
+    if total is None and hasattr(batches, "__len__"):
+        total = len(batches)  # type: ignore[arg-type]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, disable=not progress, unit="batch", desc=f"capture {run}")
+    try:
+        with Capture(model, modules, dtype=dtype, check_nan=False) as cap:
+            for index, batch in enumerate(batches):
+                if not isinstance(batch, Mapping) or "ids" not in batch:
+                    raise TypeError(
+                        f"batch {index}: expected a mapping with 'ids' (and 'inputs', optional "
+                        f"'source'/'target'), got {type(batch).__name__}"
+                    )
+                ids = [str(i) for i in batch["ids"]]
+                if len(set(ids)) != len(ids):
+                    raise ValueError(f"batch {index}: duplicate example ids")
+                if resume and ids and db.examples(run=run, kind=kind, model=name, among=ids) >= set(ids):
+                    report.skipped_batches += 1
+                    bar.update(1)
+                    continue
+                source = _tokens(batch, "source", len(ids))
+                target = _tokens(batch, "target", len(ids))
+                with torch.no_grad():
+                    if forward is not None:
+                        forward(model, batch)
+                    else:
+                        if "inputs" not in batch:
+                            raise TypeError(f"batch {index}: no 'inputs' (or pass forward=)")
+                        call_model(model, batch["inputs"])
+                rows = _rows(cap, ids, source, target, queries, run=run, model=name, fp=fp,
+                             kind=kind, step=step, batch_index=index)
+                cap.clear()
+                report.records_written += db.add_many(rows)
+                report.batches += 1
+                report.examples += len(ids)
+                bar.update(1)
+                bar.set_postfix(records=report.records_written, skipped=report.skipped_batches)
+    finally:
+        bar.close()
+        if own_store:
+            db.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _rows(
+    cap: Capture, ids: list[str], source: list[Any] | None, target: list[Any] | None,
+    queries: QueryAxis | Mapping[str, QueryAxis], *, run: str, model: str, fp: str,
+    kind: str, step: int, batch_index: int,
+) -> list[dict[str, Any]]:
+    rows = []
+    for module, weights in cap.as_dict().items():
+        if weights.shape[0] != len(ids):
+            raise ShapeMismatchError(
+                f"batch {batch_index}: module {module!r} produced weights for {weights.shape[0]} "
+                f"examples but the batch has {len(ids)} ids"
+            )
+        mode = _axis_for(module, queries)
+        for i, example in enumerate(ids):
+            src = source[i] if source is not None else None
+            tgt = target[i] if target is not None else None
+            w = _trim(weights[i], module, example, src, tgt, mode)
+            if w.is_floating_point() and bool(torch.isnan(w).any()):
+                warnings.warn(
+                    f"interp: NaN attention weights in run {run!r}, module {module!r}, example "
+                    f"{example!r} (batch {batch_index}); stored as is",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            rows.append(dict(
+                array=w, run=run, model=model, fingerprint=fp, module=module, example=example,
+                step=step, kind=kind, source=src, target=tgt,
+            ))
+    return rows
+
+
+__all__ = ["CaptureReport", "ShapeMismatchError", "capture_dataset"]
