@@ -172,8 +172,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_salvage(args: argparse.Namespace) -> int:
-    with _open(args.store) as store:
-        copied, lost = store.salvage(args.out)
+    from .store import salvage
+
+    copied, lost = salvage(args.store, args.out)
     print(f"copied {copied} readable records to {args.out}; {lost} damaged records left behind")
     return 0 if lost == 0 else 1
 

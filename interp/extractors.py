@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.metadata
 import threading
 import warnings
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -142,19 +141,20 @@ class _RefCounted:
     """Apply a patch to an object once, however many captures ask; undo when the last leaves.
 
     Nested or overlapping captures on the same module must not stack pre-hooks or restore
-    attributes out of order, so patches are reference-counted per (object, key).
+    attributes out of order, so patches are reference-counted per (object, key). Objects are
+    keyed by identity (configs are often unhashable) and held only while patched.
     """
 
     def __init__(self) -> None:
-        self._state: weakref.WeakKeyDictionary[Any, dict[str, list]] = weakref.WeakKeyDictionary()
+        self._state: dict[tuple[int, str], list[Any]] = {}
         self._lock = threading.Lock()
 
     def acquire(self, obj: Any, key: str, apply: Callable[[], Callable[[], None]]) -> Callable[[], None]:
+        slot_key = (id(obj), key)
         with self._lock:
-            slots = self._state.setdefault(obj, {})
-            slot = slots.get(key)
+            slot = self._state.get(slot_key)
             if slot is None:
-                slot = slots[key] = [0, apply()]
+                slot = self._state[slot_key] = [0, apply(), obj]
             slot[0] += 1
         released = False
 
@@ -164,21 +164,19 @@ class _RefCounted:
                 return
             released = True
             with self._lock:
-                slots = self._state.get(obj, {})
-                slot = slots.get(key)
+                slot = self._state.get(slot_key)
                 if slot is None:
                     return
                 slot[0] -= 1
-                if slot[0] == 0:
-                    del slots[key]
-                    if not slots:
-                        self._state.pop(obj, None)
-                    slot[1]()
+                if slot[0] > 0:
+                    return
+                del self._state[slot_key]
+            slot[1]()
 
         return release
 
-    def active(self, obj: Any) -> bool:
-        return bool(self._state.get(obj))
+    def __len__(self) -> int:
+        return len(self._state)
 
 
 _patches = _RefCounted()

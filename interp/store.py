@@ -253,8 +253,8 @@ class Store:
             self._db.close()
             raise StoreError(
                 f"{self.path}: not a readable interp store ({exc}). If it is a store that was "
-                f"truncated or damaged, run `python -m interp check {self.path}`; restore from a "
-                f"Parquet export or backup if it cannot be opened at all."
+                f"truncated or damaged, copy its readable records into a new store with "
+                f"`python -m interp salvage {self.path} rescued.sqlite`."
             ) from exc
         except BaseException:
             self._db.close()
@@ -316,8 +316,8 @@ class Store:
     def _wrap(self, exc: sqlite3.DatabaseError, doing: str) -> StoreError:
         return StoreError(
             f"{self.path}: {doing} failed: {exc}. If the file is damaged, run "
-            f"`python -m interp check {self.path}` and salvage readable records with "
-            f"`python -m interp export {self.path} out.parquet --skip-bad`"
+            f"`python -m interp check {self.path}` and copy the readable records into a new store "
+            f"with `python -m interp salvage {self.path} rescued.sqlite`"
         )
 
     # ------------------------------------------------------------------ writing
@@ -633,34 +633,8 @@ class Store:
         return problems
 
     def salvage(self, dest: str | os.PathLike[str]) -> tuple[int, int]:
-        """Copy every readable record into a new store at ``dest``; returns (copied, lost)."""
-        copied = lost = 0
-        try:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM records ORDER BY id")]
-        except sqlite3.DatabaseError:
-            ids = list(range(1, 1 + self._max_id_guess()))
-        with Store(dest) as out:
-            for rid in ids:
-                try:
-                    rec = self.get(rid)
-                    arr = rec.array()
-                except KeyError:
-                    continue
-                except StoreError:
-                    lost += 1
-                    continue
-                copied += out.add(
-                    arr if rec.dtype != "bfloat16" else rec.tensor(), run=rec.run, module=rec.module,
-                    example=rec.example, model=rec.model, fingerprint=rec.fingerprint, step=rec.step,
-                    kind=rec.kind, params=rec.params, source=rec.source, target=rec.target,
-                )
-        return copied, lost
-
-    def _max_id_guess(self) -> int:
-        try:
-            return int(self._db.execute("SELECT MAX(id) FROM records").fetchone()[0] or 0)
-        except sqlite3.DatabaseError:
-            return 0
+        """Copy every readable record into a new store at ``dest``; see :func:`salvage`."""
+        return salvage(self.path, dest)
 
     # ------------------------------------------------------------------ parquet
 
@@ -760,6 +734,91 @@ def _arrow_table(pa: Any, schema: Any, rows: list[tuple[StoredRecord, np.ndarray
     return pa.table(cols, schema=schema)
 
 
+def salvage(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tuple[int, int]:
+    """Copy every readable record of a damaged (even unopenable) store into ``dest``.
+
+    Works on a private copy of ``src`` (never modifies it): a truncated file is cut to whole
+    pages and its header's page count corrected, so SQLite reads what survives; record ids are
+    gathered from whatever table and index pages still read, then each record is fetched and
+    validated on its own. Returns ``(copied, lost)``; ``lost`` counts records known to exist
+    but unreadable (how many were past a truncation point cannot be known).
+    """
+    import shutil
+    import tempfile
+
+    src = Path(src)
+    try:
+        with open(src, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"{src}: cannot read: {exc}") from exc
+    if not header.startswith(b"SQLite format 3\x00") or len(header) < 100:
+        raise StoreError(f"{src}: not a SQLite file (starts with {header[:16]!r}); nothing to salvage")
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "copy.sqlite"
+        shutil.copyfile(src, copy)
+        wal = Path(f"{src}-wal")
+        if wal.exists():
+            shutil.copyfile(wal, Path(f"{copy}-wal"))
+        pages = copy.stat().st_size // page
+        with open(copy, "r+b") as f:
+            f.truncate(pages * page)
+            f.seek(28)
+            f.write(pages.to_bytes(4, "big"))
+        raw = Store.__new__(Store)
+        raw.path, raw.readonly = src, True
+        raw._db = sqlite3.connect(copy, isolation_level=None)
+        try:
+            return _copy_readable(raw, dest)
+        finally:
+            raw._db.close()
+
+
+def _copy_readable(raw: Store, dest: str | os.PathLike[str]) -> tuple[int, int]:
+    ids: set[int] = set()
+    for sql in (
+        "SELECT id FROM records",
+        "SELECT id FROM records INDEXED BY records_run_example",
+        "SELECT id FROM records INDEXED BY records_kind",
+    ):
+        try:
+            for (rid,) in raw._db.execute(sql):
+                ids.add(int(rid))
+        except sqlite3.DatabaseError:
+            continue  # a damaged page ends this scan; the others and the probes fill in
+    top = max(ids, default=0)
+    copied = 0
+    failed: list[int] = []
+    last_good = 0
+    rows: list[dict[str, Any]] = []
+    with Store(dest) as out:
+        for rid in sorted(ids | set(range(1, top + 1001))):
+            try:
+                rec = raw.get(rid)
+                arr: Any = rec.tensor() if rec.dtype == "bfloat16" else rec.array()
+            except KeyError:
+                continue
+            except StoreError:
+                failed.append(rid)
+                continue
+            last_good = rid
+            rows.append(dict(
+                array=arr, run=rec.run, module=rec.module, example=rec.example, model=rec.model,
+                fingerprint=rec.fingerprint, step=rec.step, kind=rec.kind, params=rec.params,
+                source=rec.source, target=rec.target,
+            ))
+            if len(rows) >= 256:
+                copied += out.add_many(rows)
+                rows = []
+        copied += out.add_many(rows)
+    # Ids past a truncation point cannot be told from ids never written: count as lost only
+    # records known to exist (listed by a scan, or below a record that was read).
+    lost = sum(1 for rid in failed if rid in ids or rid < last_good)
+    return copied, lost
+
+
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
     """Open (or create) a store; same as ``Store(path)``."""
     return Store(path, readonly=readonly)
@@ -775,4 +834,5 @@ __all__ = [
     "decode_array",
     "fingerprint",
     "open_store",
+    "salvage",
 ]

@@ -13,7 +13,13 @@ from test_interp_models import Classifier, make_seq2seq, toy_batch
 from torch import nn
 
 import interp
-from interp.capture import Capture, ExtractionError, ModuleSelectionError, select_modules, stack_calls
+from interp.capture import (
+    Capture,
+    ExtractionError,
+    ModuleSelectionError,
+    select_modules,
+    stack_calls,
+)
 
 
 def run(model, batch):
