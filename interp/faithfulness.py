@@ -353,6 +353,7 @@ def adversarial_attention(
     steps: int = 300,
     lr: float = 0.1,
     penalty: float = 1.0,
+    restarts: int = 4,
     attention_mask: Tensor | None = None,
     lengths: Any = None,
     pad_id: int | None = None,
@@ -361,27 +362,39 @@ def adversarial_attention(
     """Jain & Wallace's adversarial attention: weights as far as possible (JS divergence) from
     the model's own while the output moves by at most ``epsilon`` (TVD).
 
-    Adam optimises attention logits for all examples at once, maximising
-    ``JSD(a, a0) - penalty * relu(TVD - eps) / eps``; for each example the best iterate that
-    satisfies the constraint is kept (the original attention, JSD 0, if none does). Table:
+    Adam optimises attention logits for all examples and ``restarts`` starting points at once,
+    maximising ``JSD(a, a0) - penalty * relu(TVD - eps) / eps``; for each example the best
+    iterate that satisfies the constraint is kept (the original attention, JSD 0, if none does).
+    Table:
     ``length``, ``max_attention``, ``js_divergence`` (nats), ``tvd``, ``feasible``.
     """
     if epsilon <= 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if restarts < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
     ids, mask, p0, att0 = _setup(forward_with_attention, input_ids, attention_mask, lengths, pad_id)
+    n, s = ids.shape
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(ids.shape, generator=gen).to(att0.device)
-    z = (torch.log(att0.clamp_min(1e-6)) + noise).masked_fill(~mask, 0.0).requires_grad_(True)
+    # JSD is convex in the attention, so gradient ascent ends at the nearest local maximum:
+    # start from several points (batched): near the model's own weights, near the real token
+    # with the least attention (the best vertex when the output does not care), and at random
+    inits = [torch.log(att0.clamp_min(1e-6)) + torch.randn(ids.shape, generator=gen)]
+    if restarts > 1:
+        low = torch.where(mask, att0, torch.full_like(att0, math.inf)).argmin(1)
+        inits.append(4.0 * torch.nn.functional.one_hot(low, s).float() + 0.1 * torch.randn(ids.shape, generator=gen))
+    inits += [3.0 * torch.randn(ids.shape, generator=gen) for _ in range(restarts - len(inits))]
+    r_ids, r_mask, r_att0, r_p0 = ids.repeat(restarts, 1), mask.repeat(restarts, 1), att0.repeat(restarts, 1), p0.repeat(restarts, 1)
+    z = torch.cat(inits).to(att0.device).masked_fill(~r_mask, 0.0).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    best_jsd = torch.zeros(ids.shape[0], device=att0.device)
-    best_tvd = torch.zeros(ids.shape[0], device=att0.device)
-    best_att = att0.clone()
+    best_jsd = torch.zeros(n * restarts, device=att0.device)
+    best_tvd = torch.zeros(n * restarts, device=att0.device)
+    best_att = r_att0.clone()
     neg_inf = torch.finfo(att0.dtype).min
     for _ in range(steps):
-        a = z.masked_fill(~mask, neg_inf).softmax(-1) * mask
-        logits, _ = _attention_call(forward_with_attention, ids, a)
+        a = z.masked_fill(~r_mask, neg_inf).softmax(-1) * r_mask
+        logits, _ = _attention_call(forward_with_attention, r_ids, a)
         p = logits.float().softmax(-1)
-        jsd, tvd = _jsd(a, att0), _tvd(p, p0)
+        jsd, tvd = _jsd(a, r_att0), _tvd(p, r_p0)
         with torch.no_grad():
             better = (tvd <= epsilon) & (jsd > best_jsd)
             best_jsd = torch.where(better, jsd, best_jsd)
@@ -391,6 +404,8 @@ def adversarial_attention(
         opt.zero_grad()
         loss.backward()
         opt.step()
+    pick = best_jsd.reshape(restarts, n).argmax(0) * n + torch.arange(n, device=att0.device)
+    best_jsd, best_tvd, best_att = best_jsd[pick], best_tvd[pick], best_att[pick]
     table = pd.DataFrame({
         "example": range(ids.shape[0]),
         "length": mask.sum(1).tolist(),
