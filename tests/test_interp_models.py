@@ -138,3 +138,8 @@ def test_fixture_batches_are_deterministic():
     a, b = batches(2), batches(2)
     assert [x["ids"] for x in a] == [["ex0", "ex1", "ex2", "ex3"], ["ex4", "ex5", "ex6", "ex7"]]
     assert all(torch.equal(x["inputs"][0], y["inputs"][0]) for x, y in zip(a, b, strict=True))
+
+
+def slow_batches():
+    """40 batches arriving 0.2 s apart: a capture job long enough to be killed mid-way."""
+    return batches(n=40, batch=4, delay=0.2)
