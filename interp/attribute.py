@@ -26,11 +26,13 @@ to exactly 0 and ``Attribution.mask`` says which entries are real.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -172,6 +174,19 @@ def padding_mask(
     if pad_id is not None:
         return input_ids != pad_id
     return torch.ones_like(input_ids, dtype=torch.bool)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch and numpy's global generators (Captum samples from both), then restore them."""
+    state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
 
 
 def _canonical(method: str) -> str:
@@ -425,8 +440,7 @@ def _solve(
         if method == "gradient_shap":
             params.update(n_samples=kwargs.get("n_samples", 5), stdevs=kwargs.get("stdevs", 0.0))
         seed = kwargs.pop("seed", 0)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _seeded(seed):
             scores, deltas = _run_gradient(
                 method, rows, model, module, baseline_ids, internal_batch_size, reduce, kwargs
             )
@@ -443,9 +457,8 @@ def _solve(
         if method in ("lime", "kernel_shap"):
             params["n_samples"] = kwargs.get("n_samples", 200)
         seed = kwargs.pop("seed", 0)
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with _seeded(seed), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(multiple inputs|batch).*")
-            torch.manual_seed(seed)
             scores = _run_perturbation(method, rows, baseline_ids, internal_batch_size, kwargs)
         deltas = None
         if method in ("lime", "kernel_shap"):

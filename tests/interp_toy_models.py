@@ -28,8 +28,13 @@ class AttnClassifier(nn.Module):
         self.out = nn.Linear(2 * hidden, classes)
 
     def forward_with_attention(self, ids: Tensor, attention: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        mask = ids != self.pad_id
-        h, _ = self.lstm(self.embedding(ids))
+        return self.forward_from_embeddings(self.embedding(ids), ids != self.pad_id, attention)
+
+    def forward_from_embeddings(
+        self, emb: Tensor, mask: Tensor, attention: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The same forward from given embeddings (an independent path for gradient checks)."""
+        h, _ = self.lstm(emb)
         weights = masked_softmax(self.v(torch.tanh(self.proj(h))).squeeze(-1), mask)
         if attention is not None:
             weights = attention
@@ -111,3 +116,40 @@ class TinySeq2Seq(nn.Module):
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         return self.forward_with_attention(src, tgt)[0]
+
+
+class BagOfEmbeddings(nn.Module):
+    """Additive model: logits = sum of per-token class scores over real tokens.
+
+    Every token's exact contribution is known (its row of ``embedding @ head`` minus the
+    baseline token's), so IG, DeepLift, occlusion and KernelSHAP must all recover it.
+    """
+
+    def __init__(self, vocab: int = 12, dim: int = 4, classes: int = 3, pad_id: int = 0):
+        super().__init__()
+        self.pad_id = pad_id
+        self.embedding = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, classes, bias=False)
+
+    def contributions(self, ids: Tensor, baseline_id: int, target: Tensor) -> Tensor:
+        w = self.head(self.embedding.weight)  # [vocab, classes]
+        c = w[ids] - w[baseline_id]  # [b, s, classes]
+        c = c.gather(-1, target[:, None, None].expand(-1, ids.shape[1], 1)).squeeze(-1)
+        return c * (ids != self.pad_id)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        mask = (ids != self.pad_id)[..., None]
+        return self.head((self.embedding(ids) * mask).sum(1))
+
+
+class NoEmbedding(nn.Module):
+    """A model with no nn.Embedding (one-hot + linear): the embedding must be named."""
+
+    def __init__(self, vocab: int = 6):
+        super().__init__()
+        self.vocab = vocab
+        self.lookup = nn.Linear(vocab, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.out(self.lookup(nn.functional.one_hot(ids, self.vocab).float()).sum(1))
