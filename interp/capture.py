@@ -175,7 +175,7 @@ class Capture:
     the CPU as they are recorded, so GPU memory is not held), ``dtype`` (cast, e.g.
     ``torch.float16``, to halve memory and disk), ``strict`` (raise :class:`ExtractionError` when
     a selected module's output holds no weights; ``False`` warns once and skips it),
-    ``check_nan`` (warn, naming the module and call, when weights contain NaN).
+    ``check_nan`` (warn, naming the module and call, when weights read back contain NaN).
 
     Captures nest: each keeps its own records. Entering twice is an error; reuse by creating a
     new one (cheap).
@@ -202,6 +202,7 @@ class Capture:
         self._undo: list[Callable[[], None]] = []
         self._active = False
         self._warned: set[str] = set()
+        self._nan_checked: dict[str, int] = {}
 
     @property
     def names(self) -> list[str]:
@@ -256,17 +257,12 @@ class Capture:
                     f"{name} ({type(module).__name__}): weights must be [batch, (heads,) queries, "
                     f"keys], got shape {tuple(weights.shape)} from extractor {ext.name!r}"
                 )
-            if self.to_cpu or self.dtype is not None:
+            if (self.to_cpu and weights.device.type != "cpu") or (
+                self.dtype is not None and weights.dtype != self.dtype
+            ):
                 weights = weights.to(
                     device="cpu" if self.to_cpu else weights.device,
                     dtype=self.dtype or weights.dtype,
-                )
-            if self.check_nan and weights.is_floating_point() and bool(torch.isnan(weights).any()):
-                warnings.warn(
-                    f"interp: NaN attention weights from {name} ({type(module).__name__}) on call "
-                    f"{len(calls)}; check the mask (a fully masked row softmaxes to NaN)",
-                    RuntimeWarning,
-                    stacklevel=2,
                 )
             self.records.append(Record(name, len(calls), weights))
             calls.append(weights)
@@ -300,7 +296,27 @@ class Capture:
         """Weights of each call of ``name``, in call order."""
         if name not in self._calls:
             raise KeyError(f"{name!r} is not captured here; captured: {self.names}")
-        return list(self._calls[name])
+        calls = self._calls[name]
+        self._check_nan(name, calls)
+        return list(calls)
+
+    def _check_nan(self, name: str, calls: list[Tensor]) -> None:
+        # Checked when results are read, not in the hook: one pass over new calls instead of a
+        # reduction (and, on a GPU, a sync) inside every forward.
+        start = self._nan_checked.get(name, 0)
+        if not self.check_nan or start >= len(calls):
+            return
+        self._nan_checked[name] = len(calls)
+        for i in range(start, len(calls)):
+            w = calls[i]
+            if w.is_floating_point() and bool(torch.isnan(w).any()):
+                module = dict(self.selected).get(name)
+                warnings.warn(
+                    f"interp: NaN attention weights from {name} ({type(module).__name__}) on call "
+                    f"{i}; check the mask (a fully masked row softmaxes to NaN)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
 
     def __getitem__(self, name: str) -> Tensor:
         """Weights of ``name``, calls stacked along the query axis."""
@@ -311,11 +327,12 @@ class Capture:
 
     def as_dict(self) -> dict[str, Tensor]:
         """``{module name: stacked weights}`` for every module that was called."""
-        return {n: stack_calls(c, n) for n, c in self._calls.items() if c}
+        return {n: stack_calls(self.calls(n), n) for n, c in self._calls.items() if c}
 
     def clear(self) -> None:
         """Drop the records (keep the hooks): call between batches to bound memory."""
         self.records.clear()
+        self._nan_checked.clear()
         for calls in self._calls.values():
             calls.clear()
 

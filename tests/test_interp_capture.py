@@ -124,9 +124,16 @@ def test_nan_weights_warn_with_module_and_call():
             return x, w
 
     model = nn.Sequential(NaNAttention())
-    with pytest.warns(RuntimeWarning, match=r"NaN attention weights from 0 \(NaNAttention\) on call 0"):
-        with interp.capture(model, "0"):
-            model(torch.randn(2, 3, 4))
+    with interp.capture(model, "0") as cap:
+        model(torch.randn(2, 3, 4))
+        model(torch.randn(2, 3, 4))
+    with pytest.warns(RuntimeWarning) as warned:
+        cap.calls("0")  # checked once when read, not inside every forward
+    assert [str(w.message).split(";")[0] for w in warned] == [
+        f"interp: NaN attention weights from 0 (NaNAttention) on call {i}" for i in (0, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cap["0"].shape == (2, 6, 4)  # already reported: no second warning
 
 
 def test_module_without_extractor_says_how_to_register_one():
