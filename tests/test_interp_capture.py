@@ -13,6 +13,7 @@ from test_interp_models import Classifier, make_seq2seq, toy_batch
 from torch import nn
 
 import interp
+from interp import extractors
 from interp.capture import (
     Capture,
     ExtractionError,
@@ -326,3 +327,4 @@ def test_overlapping_captures_on_mha_share_one_forcing_hook():
     assert len(a.calls("self_attn")) == 1 and len(b.calls("self_attn")) == 2
     assert b["self_attn"].shape == (2, 2, 6, 3)
     assert interp.hooks_attached(enc) == 0
+    assert len(extractors._patches) == 0  # shared patches released with the last capture
