@@ -235,6 +235,8 @@ class Store:
             raise StoreError(f"{self.path}: no such store")
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a store file")
+        if not readonly and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if readonly:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"

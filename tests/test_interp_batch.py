@@ -45,7 +45,7 @@ def test_capture_dataset_writes_one_trimmed_record_per_module_and_example(tmp_pa
 
 def test_resume_skips_stored_batches_and_never_duplicates(tmp_path):
     path = tmp_path / "s.sqlite"
-    capture_dataset(make_seq2seq(), batches(3), path, run="r", modules="attention", progress=False)
+    capture_dataset(make_seq2seq(), batches(3), path, run="r", modules="attention", progress=True)
     again = capture_dataset(make_seq2seq(), batches(3), path, run="r", modules="attention", progress=False)
     assert (again.skipped_batches, again.batches, again.records_written) == (3, 0, 0)
     with Store(path) as s:
