@@ -1,0 +1,259 @@
+"""LSTM decoders: without attention (the bottleneck), Bahdanau, and Luong.
+
+All share one interface so training, greedy decoding and beam search work with any of them:
+``init_state(memory)``, ``step(prev_tokens, state, memory, prepared)`` and ``forward(tgt_in,
+memory, teacher_forcing_ratio)``. ``forward`` returns ``DecoderOutput(logits, attention)`` with
+attention ``[batch, target steps, source]`` (``None`` for the decoder without attention).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from course.attention import Attention
+from course.encoder import EncoderOutput
+from course.vocab import PAD
+
+State = tuple[Tensor, ...]
+
+
+class DecoderOutput(NamedTuple):
+    logits: Tensor               # [B, T, V]
+    attention: Tensor | None     # [B, T, S]
+
+
+class Bridge(nn.Module):
+    """Map the encoder's final states to the decoder's initial ones (sizes may differ)."""
+
+    def __init__(self, encoder_size: int, decoder_size: int):
+        super().__init__()
+        self.h = nn.Linear(encoder_size, decoder_size)
+        self.c = nn.Linear(encoder_size, decoder_size)
+
+    def forward(self, memory: EncoderOutput) -> tuple[Tensor, Tensor]:
+        return torch.tanh(self.h(memory.hidden)).contiguous(), self.c(memory.cell).contiguous()
+
+
+class StackedLSTMCell(nn.Module):
+    """LSTM layers advanced one step at a time: cheaper per step than ``nn.LSTM`` on length 1.
+
+    States are ``[layers, batch, hidden]`` like ``nn.LSTM``'s, so both kinds of decoder share
+    beam-search reordering.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        sizes = [input_size] + [hidden_size] * (num_layers - 1)
+        self.cells = nn.ModuleList(nn.LSTMCell(size, hidden_size) for size in sizes)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h_prev, c_prev = state
+        hs, cs = [], []
+        for layer, cell in enumerate(self.cells):
+            h, c = cell(x, (h_prev[layer], c_prev[layer]))
+            hs.append(h)
+            cs.append(c)
+            x = self.dropout(h) if layer + 1 < len(self.cells) else h
+        return x, (torch.stack(hs), torch.stack(cs))
+
+
+class StepDecoder(nn.Module):
+    """Shared machinery: the teacher-forced step loop and state reordering for beam search."""
+
+    vocab_size: int
+    embedding: nn.Embedding
+
+    def init_state(self, memory: EncoderOutput) -> State:
+        raise NotImplementedError
+
+    def prepare(self, memory: EncoderOutput) -> Tensor | None:
+        """Per-source work reused at every step (the attention's key projection)."""
+        return None
+
+    def step(self, prev_tokens: Tensor, state: State, memory: EncoderOutput,
+             prepared: Tensor | None = None) -> tuple[Tensor, State, Tensor | None]:
+        raise NotImplementedError
+
+    @staticmethod
+    def reorder_state(state: State, index: Tensor) -> State:
+        """Select batch rows of a state (beam search): LSTM states have batch at dim 1."""
+        return tuple(s.index_select(1 if s.dim() == 3 else 0, index) for s in state)
+
+    def check_targets(self, tgt_in: Tensor, memory: EncoderOutput) -> None:
+        if tgt_in.dim() != 2:
+            raise ValueError(f"target ids must be [batch, time], got shape {tuple(tgt_in.shape)}")
+        if tgt_in.size(0) != memory.outputs.size(0):
+            raise ValueError(
+                f"mismatched batch sizes: {tgt_in.size(0)} target rows for "
+                f"{memory.outputs.size(0)} encoded sources"
+            )
+        if tgt_in.size(1) == 0:
+            raise ValueError("empty target: teacher forcing needs at least the SOS token")
+        if int(tgt_in.max()) >= self.vocab_size or int(tgt_in.min()) < 0:
+            raise ValueError(f"target ids must lie in [0, {self.vocab_size}); got up to {int(tgt_in.max())}")
+
+    def forward(self, tgt_in: Tensor, memory: EncoderOutput, teacher_forcing_ratio: float = 1.0,
+                generator: torch.Generator | None = None) -> DecoderOutput:
+        """Run the step loop; with ``teacher_forcing_ratio < 1`` feed back the model's own argmax."""
+        self.check_targets(tgt_in, memory)
+        if not 0.0 <= teacher_forcing_ratio <= 1.0:
+            raise ValueError(f"teacher_forcing_ratio must lie in [0, 1], got {teacher_forcing_ratio}")
+        state = self.init_state(memory)
+        prepared = self.prepare(memory)
+        logits_steps, weight_steps = [], []
+        prev = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            logits, state, weights = self.step(prev, state, memory, prepared)
+            logits_steps.append(logits)
+            if weights is not None:
+                weight_steps.append(weights)
+            if t + 1 < tgt_in.size(1):
+                prev = tgt_in[:, t + 1]
+                if teacher_forcing_ratio < 1.0:
+                    coin = torch.rand(prev.shape, generator=generator) >= teacher_forcing_ratio
+                    prev = torch.where(coin.to(prev.device), logits.argmax(-1), prev)
+        attention = torch.stack(weight_steps, dim=1) if weight_steps else None
+        return DecoderOutput(torch.stack(logits_steps, dim=1), attention)
+
+
+class PlainDecoder(StepDecoder):
+    """Sutskever et al. (2014): the source reaches the decoder only through its initial state.
+
+    Everything the decoder knows about a 50-token source must fit in one fixed-size vector:
+    the bottleneck lesson 01 measures.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, encoder_size: int,
+                 num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.bridge = Bridge(encoder_size, hidden_size)
+        self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def init_state(self, memory: EncoderOutput) -> State:
+        return self.bridge(memory)
+
+    def step(self, prev_tokens, state, memory, prepared=None):
+        output, (h, c) = self.lstm(self.dropout(self.embedding(prev_tokens).unsqueeze(1)), state)
+        return self.out(self.dropout(output.squeeze(1))), (h, c), None
+
+    def forward(self, tgt_in, memory, teacher_forcing_ratio=1.0, generator=None):
+        if teacher_forcing_ratio < 1.0:
+            return super().forward(tgt_in, memory, teacher_forcing_ratio, generator)
+        self.check_targets(tgt_in, memory)
+        output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), self.init_state(memory))
+        return DecoderOutput(self.out(self.dropout(output)), None)
+
+
+class BahdanauDecoder(StepDecoder):
+    """Bahdanau et al. (2015): the previous state s_{t-1} queries the source before each step.
+
+    Because the query is the state *before* the step and the context feeds the LSTM's input,
+    step t cannot start until step t-1 is done: this decoder always runs a step loop.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, encoder_size: int,
+                 attention: Attention, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.bridge = Bridge(encoder_size, hidden_size)
+        self.attention = attention
+        self.lstm = StackedLSTMCell(embed_dim + encoder_size, hidden_size, num_layers, dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.combine = nn.Linear(hidden_size + encoder_size + embed_dim, hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def init_state(self, memory):
+        return self.bridge(memory)
+
+    def prepare(self, memory):
+        return self.attention.prepare(memory.outputs)
+
+    def step(self, prev_tokens, state, memory, prepared=None):
+        h, c = state
+        embedded = self.dropout(self.embedding(prev_tokens))            # [B, E]
+        context, weights = self.attention(h[-1].unsqueeze(1), memory.outputs,
+                                          mask=memory.mask, prepared=prepared)
+        context = context.squeeze(1)                                    # [B, Henc]
+        output, (h, c) = self.lstm(torch.cat([embedded, context], -1), (h, c))
+        hidden = torch.tanh(self.combine(torch.cat([output, context, embedded], -1)))
+        return self.out(self.dropout(hidden)), (h, c), weights.squeeze(1)
+
+
+class LuongDecoder(StepDecoder):
+    """Luong et al. (2015): the current state h_t queries the source after the step.
+
+    The attentional vector is ``h~_t = tanh(W_c [c_t; h_t])`` and predicts the token. Without
+    input feeding, h_t does not depend on any earlier context, so under teacher forcing the LSTM
+    runs over the whole target at once and all steps attend in one batched product.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, encoder_size: int,
+                 attention: Attention, num_layers: int = 1, dropout: float = 0.0,
+                 input_feeding: bool = False):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.input_feeding = input_feeding
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.bridge = Bridge(encoder_size, hidden_size)
+        self.attention = attention
+        input_size = embed_dim + (hidden_size if input_feeding else 0)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def init_state(self, memory):
+        h, c = self.bridge(memory)
+        attentional = h.new_zeros(h.size(1), self.hidden_size)
+        return h, c, attentional
+
+    def prepare(self, memory):
+        return self.attention.prepare(memory.outputs)
+
+    def attend(self, states: Tensor, memory: EncoderOutput, prepared: Tensor | None):
+        """From decoder states ``[B, T, H]`` to attentional vectors ``[B, T, H]`` and weights."""
+        context, weights = self.attention(states, memory.outputs, mask=memory.mask, prepared=prepared)
+        attentional = torch.tanh(self.combine(torch.cat([context, states], -1)))
+        return attentional, weights
+
+    def step(self, prev_tokens, state, memory, prepared=None):
+        h, c, attentional = state
+        x = self.dropout(self.embedding(prev_tokens))
+        if self.input_feeding:
+            x = torch.cat([x, attentional], -1)
+        output, (h, c) = self.lstm(x.unsqueeze(1), (h, c))
+        attentional, weights = self.attend(output, memory, prepared)
+        attentional = attentional.squeeze(1)
+        return self.out(self.dropout(attentional)), (h, c, attentional), weights.squeeze(1)
+
+    @property
+    def can_run_parallel(self) -> bool:
+        return not self.input_feeding
+
+    def forward(self, tgt_in, memory, teacher_forcing_ratio=1.0, generator=None, parallel=None):
+        """Use the parallel path when it is exact (no input feeding, full teacher forcing)."""
+        if parallel is None:
+            parallel = self.can_run_parallel and teacher_forcing_ratio == 1.0
+        if not parallel:
+            return super().forward(tgt_in, memory, teacher_forcing_ratio, generator)
+        if not self.can_run_parallel:
+            raise ValueError("input feeding makes each step depend on the last: the parallel path is unavailable")
+        if teacher_forcing_ratio != 1.0:
+            raise ValueError("the parallel path needs full teacher forcing (teacher_forcing_ratio=1.0)")
+        self.check_targets(tgt_in, memory)
+        h, c, _ = self.init_state(memory)
+        output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), (h, c))
+        attentional, weights = self.attend(output, memory, self.prepare(memory))
+        return DecoderOutput(self.out(self.dropout(attentional)), weights)

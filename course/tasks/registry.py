@@ -1,0 +1,97 @@
+"""Where the bundled tasks live on disk, how they are generated, and how lessons load them."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from course.tasks import dates, reorder
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its generator, the examples per split, and one seed per split (no overlap)."""
+
+    generate: Callable[[int, int], list[dict]]
+    sizes: dict[str, int]
+    seeds: dict[str, int]
+    description: str
+
+
+TASKS: dict[str, TaskSpec] = {
+    "dates": TaskSpec(dates.generate, {"train": 8000, "valid": 500, "test": 1000},
+                      {"train": 11, "valid": 12, "test": 13},
+                      "multilingual dates (8 babel locales) to ISO 8601"),
+    "reorder": TaskSpec(reorder.generate, {"train": 12000, "valid": 600, "test": 1200},
+                        {"train": 21, "valid": 22, "test": 23},
+                        "English-like SVO to a verb-final language, 3 to 60 tokens"),
+}
+
+
+def check_task(name: str, split: str) -> TaskSpec:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; bundled tasks are {sorted(TASKS)}")
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; choose one of {SPLITS}")
+    return TASKS[name]
+
+
+def task_path(name: str, split: str, data_dir: Path | None = None) -> Path:
+    check_task(name, split)
+    return (data_dir or DATA_DIR) / name / f"{split}.jsonl.gz"
+
+
+def generate_task(name: str, split: str) -> list[dict]:
+    """Generate a split from code: the same examples on every machine."""
+    spec = check_task(name, split)
+    examples = spec.generate(spec.sizes[split], spec.seeds[split])
+    if split != "train":  # held-out splits never repeat a training source
+        seen = {tuple(e["src"]) for e in spec.generate(spec.sizes["train"], spec.seeds["train"])}
+        examples = [e for e in examples if tuple(e["src"]) not in seen]
+    return examples
+
+
+def to_jsonl_gz(examples: list[dict]) -> bytes:
+    """Deterministic bytes: sorted keys and a zero gzip timestamp, so regeneration is checkable."""
+    text = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in examples)
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as f:
+        f.write(text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def write_task(name: str, data_dir: Path | None = None) -> list[Path]:
+    paths = []
+    for split in SPLITS:
+        path = task_path(name, split, data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(to_jsonl_gz(generate_task(name, split)))
+        paths.append(path)
+    return paths
+
+
+def load_task(name: str, split: str, data_dir: Path | None = None) -> list[dict]:
+    """Read a bundled split; if the file is missing, say how to regenerate it."""
+    path = task_path(name, split, data_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing. Regenerate the bundled data with `python -m course.tasks build`."
+        )
+    examples = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                example = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if not isinstance(example, dict) or not {"src", "tgt", "alignment"} <= example.keys():
+                raise ValueError(f"{path}:{line_no}: expected an object with src, tgt and alignment")
+            examples.append(example)
+    return examples
