@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from course.attention import AdditiveScore, Attention, AttentionOutput, SoftmaxNormalizer, bahdanau_attention
+from course.attention import (
+    AdditiveScore,
+    Attention,
+    AttentionOutput,
+    SoftmaxNormalizer,
+    bahdanau_attention,
+)
 
 
 @pytest.fixture

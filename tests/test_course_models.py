@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from conftest import make_model
 from course.encoder import LSTMEncoder
 from course.seeding import seed_everything
 from course.training import seq2seq_loss
+
+from conftest import make_model
 
 DECODERS = ["plain", "bahdanau", "luong"]
 

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from course.tasks import TASKS, generate_task, load_task, task_path
-from course.tasks import dates, reorder
+from course.tasks import TASKS, dates, generate_task, load_task, reorder, task_path
 from course.tasks.registry import to_jsonl_gz
 
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from conftest import make_model
 from course.batching import make_loader
 from course.checkpoint import load_checkpoint, load_seq2seq, save_checkpoint, save_seq2seq
 from course.decoding import beam_search, greedy_decode
@@ -11,11 +10,14 @@ from course.metrics import bleu, by_length_bucket, chrf, exact_match, token_accu
 from course.seeding import seed_everything
 from course.training import fit
 
+from conftest import make_model
+
 
 @pytest.fixture(scope="module")
 def trained():
-    from conftest import reversal_pairs
     from course.vocab import Vocab
+
+    from conftest import reversal_pairs
 
     toy_pairs = reversal_pairs()
     toy_vocab = Vocab.build([p["src"] for p in toy_pairs])

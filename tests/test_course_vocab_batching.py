@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from course.batching import LengthBucketSampler, collate_pairs, lengths_to_mask, make_loader, pad_sequences
+from course.batching import (
+    LengthBucketSampler,
+    collate_pairs,
+    lengths_to_mask,
+    make_loader,
+    pad_sequences,
+)
 from course.vocab import EOS, PAD, SOS, UNK, Vocab, tokenize
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +15,26 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
 
 
+def source_key(example: dict) -> Hashable:
+    """What makes two seq2seq examples the same input: their source tokens."""
+    return tuple(example["src"])
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task: its generator, the examples per split, and one seed per split (no overlap)."""
+    """A task: its generator, the examples per split, and one seed per split (no overlap).
+
+    ``fields`` are the keys every record must have; ``key`` says what makes two inputs the same
+    (held-out splits never repeat a training input); ``kind`` tells seq2seq tasks from the others.
+    """
 
     generate: Callable[[int, int], list[dict]]
     sizes: dict[str, int]
     seeds: dict[str, int]
     description: str
+    fields: tuple[str, ...] = ("src", "tgt", "alignment")
+    key: Callable[[dict], Hashable] = source_key
+    kind: str = "seq2seq"
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -31,7 +43,7 @@ TASKS: dict[str, TaskSpec] = {
                       "multilingual dates (8 babel locales) to ISO 8601"),
     "reorder": TaskSpec(reorder.generate, {"train": 12000, "valid": 600, "test": 1200},
                         {"train": 21, "valid": 22, "test": 23},
-                        "English-like SVO to a verb-final language, 3 to 60 tokens"),
+                        "English-like SVO to a verb-final language, 3 to 50 tokens"),
 }
 
 
@@ -52,9 +64,9 @@ def generate_task(name: str, split: str) -> list[dict]:
     """Generate a split from code: the same examples on every machine."""
     spec = check_task(name, split)
     examples = spec.generate(spec.sizes[split], spec.seeds[split])
-    if split != "train":  # held-out splits never repeat a training source
-        seen = {tuple(e["src"]) for e in spec.generate(spec.sizes["train"], spec.seeds["train"])}
-        examples = [e for e in examples if tuple(e["src"]) not in seen]
+    if split != "train":  # held-out splits never repeat a training input
+        seen = {spec.key(e) for e in spec.generate(spec.sizes["train"], spec.seeds["train"])}
+        examples = [e for e in examples if spec.key(e) not in seen]
     return examples
 
 
@@ -80,6 +92,7 @@ def write_task(name: str, data_dir: Path | None = None) -> list[Path]:
 def load_task(name: str, split: str, data_dir: Path | None = None) -> list[dict]:
     """Read a bundled split; if the file is missing, say how to regenerate it."""
     path = task_path(name, split, data_dir)
+    fields = TASKS[name].fields
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing. Regenerate the bundled data with `python -m course.tasks build`."
@@ -91,7 +104,7 @@ def load_task(name: str, split: str, data_dir: Path | None = None) -> list[dict]
                 example = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(example, dict) or not {"src", "tgt", "alignment"} <= example.keys():
-                raise ValueError(f"{path}:{line_no}: expected an object with src, tgt and alignment")
+            if not isinstance(example, dict) or not set(fields) <= example.keys():
+                raise ValueError(f"{path}:{line_no}: expected an object with {', '.join(fields)}")
             examples.append(example)
     return examples

@@ -1,9 +1,9 @@
-"""A translation-like task with reordering and many-to-one alignments, 3 to 60 tokens long.
+"""A translation-like task with reordering and many-to-one alignments, 3 to 50 tokens long.
 
 The source is English-like (subject-verb-object, adjectives before nouns, prepositions); the
 target is a made-up verb-final language (subject, place, object, verb; adjectives after nouns;
 postpositions). "the dog" becomes one token, "does not see" becomes one token. Sentences chain
-one to five clauses, so the longest need 40+ tokens to be carried through a decoder: long enough
+one to four clauses, so the longest need 40+ tokens to be carried through a decoder: long enough
 that one fixed-size vector cannot hold them, which is what lesson 01 shows.
 
 Every target token is aligned to the source tokens it translates, exactly, by construction.
@@ -15,14 +15,18 @@ import random
 
 NOUNS = ("dog", "cat", "bird", "fish", "horse", "child", "teacher", "farmer", "doctor", "king",
          "queen", "sailor", "house", "garden", "river", "tree", "boat", "road", "city", "market",
-         "forest", "bridge", "table", "window")
+         "forest", "bridge", "table", "window", "baker", "pilot", "singer", "painter", "student",
+         "nurse", "lion", "tiger", "rabbit", "mouse", "goat", "sheep", "castle", "village", "lake",
+         "mountain", "island", "tower", "school", "church", "station", "kitchen", "library", "harbor")
 ADJECTIVES = ("big", "small", "red", "old", "young", "happy", "quiet", "green", "tall", "brave",
-              "dark", "bright")
+              "dark", "bright", "blue", "angry", "clever", "gentle", "noisy", "proud", "rich",
+              "poor", "strong", "tired", "white", "yellow")
 VERBS = ("see", "like", "follow", "find", "help", "call", "watch", "carry", "paint", "visit",
-         "feed", "chase")
+         "feed", "chase", "meet", "push", "pull", "wash", "greet", "teach", "catch", "draw",
+         "hear", "thank", "lift", "guard")
 PREPOSITIONS = ("in", "near", "behind")
 CONJUNCTIONS = ("and", "but", "because")
-MAX_LEN = 60
+MAX_LEN = 50
 
 
 def third_person(verb: str) -> str:
@@ -122,11 +126,11 @@ def make_sentence(rng: random.Random, clauses: int) -> dict:
 
 
 def generate(n: int, seed: int) -> list[dict]:
-    """``n`` sentences of 1-5 clauses (uniform), each at most ``MAX_LEN`` source tokens."""
+    """``n`` sentences of 1-4 clauses (uniform), each at most ``MAX_LEN`` source tokens."""
     rng = random.Random(seed)
     out = []
     while len(out) < n:
-        example = make_sentence(rng, rng.randint(1, 5))
+        example = make_sentence(rng, rng.randint(1, 4))
         if len(example["src"]) <= MAX_LEN:
             out.append(example)
     return out
