@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 class AttentionOutput(NamedTuple):
@@ -19,6 +20,20 @@ class AttentionOutput(NamedTuple):
 
     context: Tensor
     weights: Tensor
+
+
+class AttentionState(NamedTuple):
+    """What a stateful attention carries from one decoding step to the next (one query a step).
+
+    ``step`` counts the steps already taken (local-m's aligned position p_t = t),
+    ``previous_weights`` are the last step's weights (location-aware scores read them) and
+    ``coverage`` is the sum of all earlier weights (See et al. 2017). All have batch first, so
+    beam search reorders them like any other state.
+    """
+
+    step: Tensor              # [B] long
+    previous_weights: Tensor  # [B, K]
+    coverage: Tensor          # [B, K]
 
 
 def check_attention_inputs(query: Tensor, keys: Tensor, mask: Tensor | None) -> None:
@@ -46,14 +61,20 @@ def check_attention_inputs(query: Tensor, keys: Tensor, mask: Tensor | None) -> 
 
 
 class AdditiveScore(nn.Module):
-    """Bahdanau's score ``v^T tanh(W_q q + W_k k)``.
+    """Bahdanau's score ``v^T tanh(W_q q + W_k k)`` (Luong's "concat").
 
     It materialises ``[batch, queries, keys, units]``; ``chunk_size`` bounds how many queries are
-    scored at once so long inputs do not run out of memory. The key projection can be computed
-    once per source with :meth:`prepare` and reused at every decoding step.
+    scored at once so long inputs do not run out of memory (under autograd each chunk is
+    recomputed in the backward pass rather than kept, so training is bounded too). The key
+    projection can be computed once per source with :meth:`prepare` and reused at every step.
+
+    With ``coverage=True`` the score also reads the coverage vector (the sum of earlier weights),
+    ``v^T tanh(W_q q + W_k k + w_c c)``, as in See et al. (2017); it then needs an
+    :class:`AttentionState` and one query at a time.
     """
 
-    def __init__(self, query_size: int, key_size: int, units: int, chunk_size: int | None = None):
+    def __init__(self, query_size: int, key_size: int, units: int, chunk_size: int | None = None,
+                 coverage: bool = False):
         super().__init__()
         if units < 1:
             raise ValueError(f"units must be at least 1, got {units}")
@@ -63,21 +84,55 @@ class AdditiveScore(nn.Module):
         self.key_proj = nn.Linear(key_size, units, bias=True)
         self.v = nn.Linear(units, 1, bias=False)
         self.chunk_size = chunk_size
+        self.coverage_proj = nn.Linear(1, units, bias=False) if coverage else None
+
+    @property
+    def uses_state(self) -> bool:
+        """True when the score reads an :class:`AttentionState` (here: the coverage vector)."""
+        return self.coverage_proj is not None
 
     def prepare(self, keys: Tensor) -> Tensor:
         """Project the keys once: ``W_k k`` does not depend on the query."""
         return self.key_proj(keys)
 
-    def forward(self, query: Tensor, keys: Tensor, prepared: Tensor | None = None) -> Tensor:
+    def state_features(self, state: AttentionState) -> Tensor:
+        """Per-key terms added inside the tanh, ``[B, K, units]``, from the attention state."""
+        return self.coverage_proj(state.coverage.unsqueeze(-1))
+
+    def forward(self, query: Tensor, keys: Tensor, prepared: Tensor | None = None,
+                state: AttentionState | None = None) -> Tensor:
         projected_keys = self.prepare(keys) if prepared is None else prepared
+        if self.uses_state:
+            if state is None:
+                raise ValueError(f"{type(self).__name__} with state features needs the attention state: "
+                                 "call it step by step with state=Attention.init_state(keys, mask)")
+            if query.size(1) != 1:
+                raise ValueError("a score that reads the previous step's weights takes one query at a time, "
+                                 f"got {query.size(1)} queries")
+            projected_keys = projected_keys + self.state_features(state)
         projected_query = self.query_proj(query)  # [B, Q, U]
         step = self.chunk_size or projected_query.size(1)
+        if step >= projected_query.size(1):
+            return additive_energies(projected_query, projected_keys, self.v.weight)
+        recompute = torch.is_grad_enabled() and (projected_query.requires_grad or projected_keys.requires_grad)
         chunks = []
         for start in range(0, projected_query.size(1), step):
             q = projected_query[:, start:start + step]
-            hidden = torch.tanh(q.unsqueeze(2) + projected_keys.unsqueeze(1))  # [B, q, K, U]
-            chunks.append(self.v(hidden).squeeze(-1))
+            if recompute:  # keep only the inputs; rebuild [B, q, K, U] in the backward pass
+                chunks.append(checkpoint(additive_energies, q, projected_keys, self.v.weight,
+                                         use_reentrant=False))
+            else:
+                chunks.append(additive_energies(q, projected_keys, self.v.weight))
         return torch.cat(chunks, dim=1)
+
+
+def additive_energies(projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
+    """``v^T tanh(q + k)`` for every query-key pair: ``[B, Q, U]`` and ``[B, K, U]`` to ``[B, Q, K]``.
+
+    The one ``[B, Q, K, U]`` tensor is built once and squashed in place, so its peak is one copy.
+    """
+    hidden = torch.tanh_(projected_query.unsqueeze(2) + projected_keys.unsqueeze(1))
+    return torch.matmul(hidden, v.squeeze(0))
 
 
 class SoftmaxNormalizer(nn.Module):
@@ -101,7 +156,10 @@ class SoftmaxNormalizer(nn.Module):
 
 
 def expand_key_mask(mask: Tensor, energies: Tensor) -> Tensor:
-    """Broadcast a ``[batch, keys]`` mask to energies ``[batch, (heads,) queries, keys]``."""
+    """Broadcast a ``[batch, keys]`` (or ``[batch, queries, keys]``) mask to the energies' shape.
+
+    Energies are ``[batch, (heads,) queries, keys]``; the mask gains the missing axes after batch.
+    """
     mask = mask.bool()
     while mask.dim() < energies.dim():
         mask = mask.unsqueeze(1)
@@ -109,33 +167,93 @@ def expand_key_mask(mask: Tensor, energies: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Score, normalise, and take the weighted sum of the values.
+    """Score, normalise, restrict to a window, and take the weighted sum of the values.
 
     ``Attention(AdditiveScore(...), SoftmaxNormalizer())`` is Bahdanau attention; other lessons
-    swap the score or the normaliser and keep everything else.
+    swap the score, the normaliser or the window and keep everything else. A score may work per
+    head (energies ``[B, H, Q, K]``) and bring its own ``combine`` of weights and values
+    (multi-head attention); a window returns which keys each query may see and, optionally, a
+    factor on the weights (local-p's Gaussian).
     """
 
-    def __init__(self, score: nn.Module, normalizer: nn.Module | None = None):
+    def __init__(self, score: nn.Module, normalizer: nn.Module | None = None,
+                 window: nn.Module | None = None):
         super().__init__()
         self.score = score
         self.normalizer = normalizer if normalizer is not None else SoftmaxNormalizer()
+        self.window = window
 
-    def prepare(self, keys: Tensor) -> Tensor | None:
+    @property
+    def reads_previous_weights(self) -> bool:
+        """True when step t needs step t-1's weights (location-aware, coverage): no parallel path."""
+        return bool(getattr(self.score, "uses_state", False))
+
+    @property
+    def needs_state(self) -> bool:
+        """True when a decoder must carry an :class:`AttentionState` between steps."""
+        return self.reads_previous_weights or bool(getattr(self.window, "needs_positions", False))
+
+    def init_state(self, keys: Tensor, mask: Tensor | None = None) -> AttentionState:
+        """Step 0: no weights yet; the 'previous' weights start uniform over the real keys."""
+        batch, length = keys.shape[:2]
+        real = torch.ones(batch, length, dtype=keys.dtype, device=keys.device) if mask is None else mask.to(keys.dtype)
+        return AttentionState(torch.zeros(batch, dtype=torch.long, device=keys.device),
+                              real / real.sum(-1, keepdim=True), torch.zeros_like(real))
+
+    @staticmethod
+    def advance(state: AttentionState, weights: Tensor) -> AttentionState:
+        """The state after one step whose weights were ``[B, (H,) 1, K]`` (heads are averaged)."""
+        if weights.dim() == 4:
+            weights = weights.mean(1)
+        weights = weights.squeeze(-2)
+        return AttentionState(state.step + 1, weights, state.coverage + weights)
+
+    def prepare(self, keys: Tensor, values: Tensor | None = None):
         """Per-source work that every query reuses (e.g. the key projection)."""
         prepare = getattr(self.score, "prepare", None)
-        return prepare(keys) if prepare is not None else None
+        if prepare is None:
+            return None
+        if getattr(self.score, "projects_values", False):
+            return prepare(keys, keys if values is None else values)
+        return prepare(keys)
+
+    def sample_log_prob(self) -> Tensor | None:
+        """Log-probability ``[B, Q]`` of the positions a sampling normaliser drew in the last call."""
+        log_prob = getattr(self.normalizer, "last_log_prob", None)
+        if log_prob is not None and log_prob.dim() == 3:  # per head: the heads sample independently
+            log_prob = log_prob.sum(1)
+        return log_prob
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None,
-                mask: Tensor | None = None, prepared: Tensor | None = None) -> AttentionOutput:
-        """Attend from ``query [B, Q, Dq]`` over ``keys [B, K, Dk]``; ``mask [B, K]`` is True on real keys."""
+                mask: Tensor | None = None, prepared=None, state: AttentionState | None = None,
+                positions: Tensor | None = None) -> AttentionOutput:
+        """Attend from ``query [B, Q, Dq]`` over ``keys [B, K, Dk]``; ``mask [B, K]`` is True on real keys.
+
+        ``state`` is needed by scores that read earlier weights; ``positions [B, Q]`` are the
+        decoding steps of the queries (local-m), by default ``state.step`` or ``0 .. Q-1``.
+        """
         check_attention_inputs(query, keys, mask)
         values = keys if values is None else values
-        if prepared is None:
-            energies = self.score(query, keys)
+        kwargs = {}
+        if prepared is not None:
+            kwargs["prepared"] = prepared
+        if getattr(self.score, "uses_state", False):
+            kwargs["state"] = state
+        energies = self.score(query, keys, **kwargs)
+        allowed, factor = mask, None
+        if self.window is not None:
+            if positions is None and state is not None:
+                positions = state.step.unsqueeze(1).expand(-1, query.size(1))
+            inside, factor = self.window(query, keys.size(1), mask, positions)
+            allowed = inside if mask is None else inside & mask.bool().unsqueeze(1)
+        weights = self.normalizer(energies, allowed)
+        if factor is not None:
+            weights = weights * (factor.unsqueeze(1) if weights.dim() == 4 else factor)
+        combine = getattr(self.score, "combine", None)
+        if combine is not None:
+            context = combine(weights, values, prepared)
         else:
-            energies = self.score(query, keys, prepared=prepared)
-        weights = self.normalizer(energies, mask)
-        context = torch.matmul(weights, values)
+            context = torch.matmul(weights, values)
         return AttentionOutput(context, weights)
 
 

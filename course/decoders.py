@@ -3,7 +3,12 @@
 All share one interface so training, greedy decoding and beam search work with any of them:
 ``init_state(memory)``, ``step(prev_tokens, state, memory, prepared)`` and ``forward(tgt_in,
 memory, teacher_forcing_ratio)``. ``forward`` returns ``DecoderOutput(logits, attention)`` with
-attention ``[batch, target steps, source]`` (``None`` for the decoder without attention).
+attention ``[batch, (heads,) target steps, source]`` (``None`` for the decoder without attention).
+
+An attention that carries state between steps (location-aware, coverage, local-m) appends its
+:class:`~course.attention.AttentionState` fields to the decoder state, so beam search reorders
+them with the LSTM states. What a variant's loss needs beyond the logits (the log-probability of
+hard attention samples) travels in ``output_terms(output)``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from course.attention import Attention
+from course.attention import Attention, AttentionState
 from course.encoder import EncoderOutput
 from course.vocab import PAD
 
@@ -22,7 +27,27 @@ State = tuple[Tensor, ...]
 
 class DecoderOutput(NamedTuple):
     logits: Tensor               # [B, T, V]
-    attention: Tensor | None     # [B, T, S]
+    attention: Tensor | None     # [B, T, S] or [B, H, T, S]
+
+
+class DecoderOutputWithTerms(DecoderOutput):
+    """A :class:`DecoderOutput` (still unpacks as ``logits, attention``) plus named loss terms."""
+
+    def __new__(cls, logits: Tensor, attention: Tensor | None, terms: dict[str, Tensor]):
+        out = super().__new__(cls, logits, attention)
+        out.terms = terms
+        return out
+
+
+def output_terms(output: DecoderOutput) -> dict[str, Tensor]:
+    """Extra tensors a loss may need, e.g. ``attention_log_prob [B, T]`` of hard-attention samples."""
+    return getattr(output, "terms", {})
+
+
+def with_terms(logits: Tensor, attention: Tensor | None, log_prob: Tensor | None) -> DecoderOutput:
+    if log_prob is None:
+        return DecoderOutput(logits, attention)
+    return DecoderOutputWithTerms(logits, attention, {"attention_log_prob": log_prob})
 
 
 class Bridge(nn.Module):
@@ -104,20 +129,25 @@ class StepDecoder(nn.Module):
             raise ValueError(f"teacher_forcing_ratio must lie in [0, 1], got {teacher_forcing_ratio}")
         state = self.init_state(memory)
         prepared = self.prepare(memory)
-        logits_steps, weight_steps = [], []
+        attention = getattr(self, "attention", None)
+        logits_steps, weight_steps, log_prob_steps = [], [], []
         prev = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             logits, state, weights = self.step(prev, state, memory, prepared)
             logits_steps.append(logits)
             if weights is not None:
                 weight_steps.append(weights)
+            log_prob = attention.sample_log_prob() if attention is not None else None
+            if log_prob is not None:
+                log_prob_steps.append(log_prob.squeeze(1))
             if t + 1 < tgt_in.size(1):
                 prev = tgt_in[:, t + 1]
                 if teacher_forcing_ratio < 1.0:
                     coin = torch.rand(prev.shape, generator=generator) >= teacher_forcing_ratio
                     prev = torch.where(coin.to(prev.device), logits.argmax(-1), prev)
-        attention = torch.stack(weight_steps, dim=1) if weight_steps else None
-        return DecoderOutput(torch.stack(logits_steps, dim=1), attention)
+        weights = torch.stack(weight_steps, dim=-2) if weight_steps else None  # steps before source
+        log_prob = torch.stack(log_prob_steps, dim=1) if log_prob_steps else None
+        return with_terms(torch.stack(logits_steps, dim=1), weights, log_prob)
 
 
 class PlainDecoder(StepDecoder):
@@ -173,20 +203,27 @@ class BahdanauDecoder(StepDecoder):
         self.out = nn.Linear(hidden_size, vocab_size)
 
     def init_state(self, memory):
-        return self.bridge(memory)
+        h, c = self.bridge(memory)
+        if self.attention.needs_state:
+            return (h, c, *self.attention.init_state(memory.outputs, memory.mask))
+        return h, c
 
     def prepare(self, memory):
         return self.attention.prepare(memory.outputs)
 
     def step(self, prev_tokens, state, memory, prepared=None):
-        h, c = state
+        h, c = state[:2]
+        attention_state = AttentionState(*state[2:]) if self.attention.needs_state else None
         embedded = self.dropout(self.embedding(prev_tokens))            # [B, E]
-        context, weights = self.attention(h[-1].unsqueeze(1), memory.outputs,
-                                          mask=memory.mask, prepared=prepared)
+        context, weights = self.attention(h[-1].unsqueeze(1), memory.outputs, mask=memory.mask,
+                                          prepared=prepared, state=attention_state)
         context = context.squeeze(1)                                    # [B, Henc]
         output, (h, c) = self.lstm(torch.cat([embedded, context], -1), (h, c))
         hidden = torch.tanh(self.combine(torch.cat([output, context, embedded], -1)))
-        return self.out(self.dropout(hidden)), (h, c), weights.squeeze(1)
+        new_state: State = (h, c)
+        if attention_state is not None:
+            new_state = (h, c, *self.attention.advance(attention_state, weights))
+        return self.out(self.dropout(hidden)), new_state, weights.squeeze(-2)
 
 
 class LuongDecoder(StepDecoder):
@@ -217,30 +254,39 @@ class LuongDecoder(StepDecoder):
     def init_state(self, memory):
         h, c = self.bridge(memory)
         attentional = h.new_zeros(h.size(1), self.hidden_size)
+        if self.attention.needs_state:
+            return (h, c, attentional, *self.attention.init_state(memory.outputs, memory.mask))
         return h, c, attentional
 
     def prepare(self, memory):
         return self.attention.prepare(memory.outputs)
 
-    def attend(self, states: Tensor, memory: EncoderOutput, prepared: Tensor | None):
+    def attend(self, states: Tensor, memory: EncoderOutput, prepared: Tensor | None,
+               attention_state: AttentionState | None = None):
         """From decoder states ``[B, T, H]`` to attentional vectors ``[B, T, H]`` and weights."""
-        context, weights = self.attention(states, memory.outputs, mask=memory.mask, prepared=prepared)
+        context, weights = self.attention(states, memory.outputs, mask=memory.mask, prepared=prepared,
+                                          state=attention_state)
         attentional = torch.tanh(self.combine(torch.cat([context, states], -1)))
         return attentional, weights
 
     def step(self, prev_tokens, state, memory, prepared=None):
-        h, c, attentional = state
+        h, c, attentional = state[:3]
+        attention_state = AttentionState(*state[3:]) if self.attention.needs_state else None
         x = self.dropout(self.embedding(prev_tokens))
         if self.input_feeding:
             x = torch.cat([x, attentional], -1)
         output, (h, c) = self.lstm(x.unsqueeze(1), (h, c))
-        attentional, weights = self.attend(output, memory, prepared)
+        attentional, weights = self.attend(output, memory, prepared, attention_state)
         attentional = attentional.squeeze(1)
-        return self.out(self.dropout(attentional)), (h, c, attentional), weights.squeeze(1)
+        new_state: State = (h, c, attentional)
+        if attention_state is not None:
+            new_state = (*new_state, *self.attention.advance(attention_state, weights))
+        return self.out(self.dropout(attentional)), new_state, weights.squeeze(-2)
 
     @property
     def can_run_parallel(self) -> bool:
-        return not self.input_feeding
+        """Exact only when no step reads an earlier one: no input feeding, no previous weights."""
+        return not self.input_feeding and not self.attention.reads_previous_weights
 
     def forward(self, tgt_in, memory, teacher_forcing_ratio=1.0, generator=None, parallel=None):
         """Use the parallel path when it is exact (no input feeding, full teacher forcing)."""
@@ -248,12 +294,15 @@ class LuongDecoder(StepDecoder):
             parallel = self.can_run_parallel and teacher_forcing_ratio == 1.0
         if not parallel:
             return super().forward(tgt_in, memory, teacher_forcing_ratio, generator)
-        if not self.can_run_parallel:
+        if self.input_feeding:
             raise ValueError("input feeding makes each step depend on the last: the parallel path is unavailable")
+        if self.attention.reads_previous_weights:
+            raise ValueError("this attention reads the previous step's weights (location-aware or coverage): "
+                             "the parallel path is unavailable, use parallel=False")
         if teacher_forcing_ratio != 1.0:
             raise ValueError("the parallel path needs full teacher forcing (teacher_forcing_ratio=1.0)")
         self.check_targets(tgt_in, memory)
-        h, c, _ = self.init_state(memory)
+        h, c = self.init_state(memory)[:2]
         output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), (h, c))
         attentional, weights = self.attend(output, memory, self.prepare(memory))
-        return DecoderOutput(self.out(self.dropout(attentional)), weights)
+        return with_terms(self.out(self.dropout(attentional)), weights, self.attention.sample_log_prob())

@@ -8,16 +8,36 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from course.attention import bahdanau_attention
+from course.attention import Attention
 from course.decoders import BahdanauDecoder, DecoderOutput, LuongDecoder, PlainDecoder
 from course.encoder import EncoderOutput, LSTMEncoder
+from course.normalizers import NORMALIZERS, make_normalizer
+from course.scores import SCORES, SCORES_WITH_COVERAGE, make_score
+from course.windows import WINDOWS, make_window
 
 DECODERS = ("plain", "bahdanau", "luong")
+SAME_SIZE_SCORES = ("dot", "scaled_dot")
+ATTENTION_FIELDS = ("score", "normalizer", "temperature", "window", "window_half_width", "heads",
+                    "coverage", "attention_chunk_size", "input_feeding")
 
 
 @dataclass
 class Seq2SeqConfig:
-    """Everything needed to rebuild a model: saved as JSON beside the weights."""
+    """Everything needed to rebuild a model: saved as JSON beside the weights.
+
+    The attention fields pick one choice on each axis of the attention zoo (defaults are
+    Bahdanau's additive softmax attention over every source token):
+
+    - ``score``: ``'concat'`` (= ``'additive'``), ``'dot'``, ``'general'``, ``'scaled_dot'``,
+      ``'cosine'``, ``'location'`` (needs ``max_src_len``), ``'location_aware'``, ``'multihead'``
+      (with ``heads`` dividing the encoder output size);
+    - ``normalizer``: ``'softmax'``, ``'sparsemax'``, ``'entmax15'``, ``'hard_gumbel'``,
+      ``'hard_reinforce'``; ``temperature`` divides the energies;
+    - ``window``: ``'global'``, ``'local_m'``, ``'local_p'`` with half-width ``window_half_width``;
+    - query and feed: ``decoder`` (Bahdanau's previous state or Luong's current one),
+      ``input_feeding`` (Luong only), ``coverage`` (additive or location-aware scores);
+    - ``attention_chunk_size``: score at most this many queries at once (additive scores).
+    """
 
     src_vocab_size: int
     tgt_vocab_size: int
@@ -31,6 +51,19 @@ class Seq2SeqConfig:
     input_feeding: bool = False
     max_src_len: int | None = None
     max_tgt_len: int = 80
+    score: str = "concat"
+    normalizer: str = "softmax"
+    temperature: float = 1.0
+    window: str = "global"
+    window_half_width: int = 10
+    heads: int = 1
+    coverage: bool = False
+    attention_chunk_size: int | None = None
+
+    @property
+    def encoder_size(self) -> int:
+        """Width of the encoder states the attention reads (keys and values)."""
+        return self.hidden_size * (2 if self.bidirectional else 1)
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -41,6 +74,59 @@ class Seq2SeqConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        self.check_attention()
+
+    def check_attention(self) -> None:
+        """Reject attention settings that cannot work together, saying what to change."""
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}; choose one of {SCORES}")
+        if self.normalizer not in NORMALIZERS:
+            raise ValueError(f"unknown normalizer {self.normalizer!r}; choose one of {NORMALIZERS}")
+        if self.window not in WINDOWS:
+            raise ValueError(f"unknown window {self.window!r}; choose one of {WINDOWS}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.window_half_width < 1:
+            raise ValueError(f"window_half_width must be at least 1 (the window [p_t - D, p_t + D] must reach "
+                             f"a real key), got {self.window_half_width}")
+        if self.attention_chunk_size is not None and self.attention_chunk_size < 1:
+            raise ValueError(f"attention_chunk_size must be a positive number of queries or None, "
+                             f"got {self.attention_chunk_size}")
+        if self.decoder == "plain":
+            changed = [f.name for f in fields(self) if f.name in ATTENTION_FIELDS
+                       and getattr(self, f.name) != f.default]
+            if changed:
+                raise ValueError(f"decoder='plain' has no attention, so {changed} cannot apply; "
+                                 "choose decoder='bahdanau' or 'luong', or leave them at their defaults")
+            return
+        if self.input_feeding and self.decoder != "luong":
+            raise ValueError(f"input_feeding feeds Luong's attentional vector back into the LSTM; it needs "
+                             f"decoder='luong' (got decoder={self.decoder!r}), or set input_feeding=False")
+        if self.coverage and self.score not in SCORES_WITH_COVERAGE:
+            raise ValueError(f"coverage feeds the coverage vector into an additive score, which score="
+                             f"{self.score!r} does not have; choose score in {SCORES_WITH_COVERAGE} "
+                             "or set coverage=False")
+        if self.heads < 1:
+            raise ValueError(f"heads must be at least 1, got {self.heads}")
+        if self.score == "multihead":
+            if self.encoder_size % self.heads != 0:
+                raise ValueError(
+                    f"heads={self.heads} must divide the encoder output size {self.encoder_size} "
+                    f"(hidden_size={self.hidden_size}{' x 2, bidirectional' if self.bidirectional else ''}); "
+                    f"choose heads among {[h for h in range(1, 17) if self.encoder_size % h == 0]}"
+                )
+        elif self.heads != 1:
+            raise ValueError(f"heads={self.heads} needs score='multihead'; score={self.score!r} has one head "
+                             "(set heads=1)")
+        if self.score in SAME_SIZE_SCORES and self.encoder_size != self.hidden_size:
+            raise ValueError(
+                f"score={self.score!r} compares the decoder state (hidden_size={self.hidden_size}) with "
+                f"encoder states of size {self.encoder_size} directly; set bidirectional=False or choose "
+                "score='general' (which learns the map between the two)"
+            )
+        if self.score == "location" and self.max_src_len is None:
+            raise ValueError("score='location' has one weight per source position: set max_src_len to the "
+                             "longest source the model will see")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +169,15 @@ class Seq2Seq(nn.Module):
                             generator=generator)
 
 
+def build_attention(config: Seq2SeqConfig, query_size: int, key_size: int) -> Attention:
+    """The attention a config describes: score, normaliser and window, composed."""
+    score = make_score(config.score, query_size, key_size, config.attention_units, heads=config.heads,
+                       max_keys=config.max_src_len, chunk_size=config.attention_chunk_size,
+                       coverage=config.coverage)
+    window = make_window(config.window, config.window_half_width, query_size, config.attention_units)
+    return Attention(score, make_normalizer(config.normalizer, config.temperature), window)
+
+
 def build_seq2seq(config: Seq2SeqConfig) -> Seq2Seq:
     """Build the model a config describes (the same call rebuilds it from a checkpoint)."""
     encoder = LSTMEncoder(config.src_vocab_size, config.embed_dim, config.hidden_size,
@@ -95,9 +190,8 @@ def build_seq2seq(config: Seq2SeqConfig) -> Seq2Seq:
     if config.decoder == "plain":
         decoder: nn.Module = PlainDecoder(**common)
     elif config.decoder == "bahdanau":
-        attention = bahdanau_attention(config.hidden_size, enc_size, config.attention_units)
-        decoder = BahdanauDecoder(attention=attention, **common)
+        decoder = BahdanauDecoder(attention=build_attention(config, config.hidden_size, enc_size), **common)
     else:
-        attention = bahdanau_attention(config.hidden_size, enc_size, config.attention_units)
-        decoder = LuongDecoder(attention=attention, input_feeding=config.input_feeding, **common)
+        decoder = LuongDecoder(attention=build_attention(config, config.hidden_size, enc_size),
+                               input_feeding=config.input_feeding, **common)
     return Seq2Seq(encoder, decoder, config)

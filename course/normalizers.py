@@ -1,0 +1,152 @@
+"""The normalise axis of attention: from energies to weights over the keys.
+
+All normalisers take energies ``[B, (H,) Q, K]`` and a mask (``[B, K]`` or ``[B, Q, K]``, True
+where a key may be attended) and return weights of the same shape: non-negative, summing to one
+over the allowed keys, and exactly zero on the others.
+
+- ``softmax`` (with a temperature): dense, every allowed key gets some weight;
+- ``sparsemax`` and ``entmax15`` (Martins & Astudillo 2016; Peters et al. 2019, via the
+  ``entmax`` package): exact zeros on weak keys, still differentiable;
+- ``hard_gumbel`` / ``hard_reinforce`` (Xu et al. 2015): one key per query. At inference the
+  argmax; in training a sample, with straight-through Gumbel-softmax gradients or REINFORCE
+  (the sample's log-probability is kept for the loss, see :mod:`course.losses`).
+"""
+
+from __future__ import annotations
+
+import torch
+from entmax import entmax15, sparsemax
+from torch import Tensor, nn
+
+from course.attention import SoftmaxNormalizer, expand_key_mask
+
+NORMALIZERS = ("softmax", "sparsemax", "entmax15", "hard_gumbel", "hard_reinforce")
+
+
+def check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+
+
+def masked_scaled(energies: Tensor, mask: Tensor | None, temperature: float) -> tuple[Tensor, Tensor | None]:
+    """Divide by the temperature and set disallowed keys to -inf; return the broadcast mask too."""
+    energies = energies / temperature
+    if mask is None:
+        return energies, None
+    mask = expand_key_mask(mask, energies)
+    return energies.masked_fill(~mask, float("-inf")), mask
+
+
+def zero_outside(weights: Tensor, mask: Tensor | None) -> Tensor:
+    return weights if mask is None else weights.masked_fill(~mask, 0.0)
+
+
+class SparsemaxNormalizer(nn.Module):
+    """Sparsemax: the Euclidean projection of the energies onto the simplex; weak keys get exactly 0."""
+
+    def __init__(self, temperature: float = 1.0):
+        super().__init__()
+        check_temperature(temperature)
+        self.temperature = temperature
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        scaled, mask = masked_scaled(energies, mask, self.temperature)
+        return zero_outside(sparsemax(scaled, dim=-1), mask)
+
+
+class Entmax15Normalizer(nn.Module):
+    """1.5-entmax: between softmax (dense) and sparsemax (sparsest); exact zeros, smoother weights."""
+
+    def __init__(self, temperature: float = 1.0):
+        super().__init__()
+        check_temperature(temperature)
+        self.temperature = temperature
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        scaled, mask = masked_scaled(energies, mask, self.temperature)
+        return zero_outside(entmax15(scaled, dim=-1), mask)
+
+
+def one_hot_at(index: Tensor, like: Tensor) -> Tensor:
+    return torch.zeros_like(like).scatter_(-1, index, 1.0)
+
+
+class HardNormalizer(nn.Module):
+    """Hard attention: every query attends to exactly one key.
+
+    At inference (``eval()``) the key with the highest energy. In training a key is sampled and
+    gradients come from one of two estimators:
+
+    - ``"gumbel"``: straight-through Gumbel-softmax. The forward value is the one-hot sample; the
+      backward pass uses the gradient of ``softmax((e + g) / temperature)``.
+    - ``"reinforce"``: the one-hot sample carries no gradient to the score; the sample's
+      log-probability is kept in ``last_log_prob`` and :meth:`reinforce_loss` turns a reward into
+      the score-function term, with a moving-average reward baseline to cut its variance.
+    """
+
+    def __init__(self, estimator: str = "gumbel", temperature: float = 1.0, baseline_decay: float = 0.9):
+        super().__init__()
+        if estimator not in ("gumbel", "reinforce"):
+            raise ValueError(f"unknown hard-attention estimator {estimator!r}; choose 'gumbel' or 'reinforce'")
+        check_temperature(temperature)
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
+        self.estimator = estimator
+        self.temperature = temperature
+        self.baseline_decay = baseline_decay
+        self.register_buffer("reward_baseline", torch.zeros(()))
+        self.register_buffer("baseline_updates", torch.zeros((), dtype=torch.long))
+        self.last_log_prob: Tensor | None = None
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        self.last_log_prob = None
+        if not self.training:
+            scaled, mask = masked_scaled(energies, mask, 1.0)
+            return one_hot_at(scaled.argmax(-1, keepdim=True), scaled)
+        if self.estimator == "gumbel":
+            scaled, mask = masked_scaled(energies, mask, 1.0)
+            uniform = torch.rand_like(scaled).clamp_(1e-10, 1.0 - 1e-7)
+            perturbed = scaled - torch.log(-torch.log(uniform))
+            soft = torch.softmax(perturbed / self.temperature, dim=-1)
+            hard = one_hot_at(perturbed.argmax(-1, keepdim=True), soft)
+            return zero_outside(hard - soft.detach() + soft, mask)
+        scaled, mask = masked_scaled(energies, mask, self.temperature)
+        log_probs = torch.log_softmax(scaled, dim=-1)
+        flat = log_probs.detach().exp().reshape(-1, log_probs.size(-1))
+        index = torch.multinomial(flat, 1).view(*log_probs.shape[:-1], 1)
+        self.last_log_prob = log_probs.gather(-1, index).squeeze(-1)
+        return one_hot_at(index, log_probs).detach()
+
+    def reinforce_loss(self, log_prob: Tensor, reward: Tensor, valid: Tensor) -> Tensor:
+        """``-(reward - baseline) * log p(sample)``, averaged over the ``valid`` positions.
+
+        The baseline is a moving average of past rewards (updated only when gradients are on,
+        i.e. in training); the reward is treated as a constant.
+        """
+        reward = reward.detach()
+        advantage = reward - self.reward_baseline
+        term = -(advantage * log_prob)[valid].mean()
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                mean = reward[valid].mean()
+                if int(self.baseline_updates) == 0:
+                    self.reward_baseline.copy_(mean)
+                else:
+                    self.reward_baseline.mul_(self.baseline_decay).add_((1.0 - self.baseline_decay) * mean)
+                self.baseline_updates += 1
+        return term
+
+
+def make_normalizer(name: str, temperature: float = 1.0) -> nn.Module:
+    """Build a normaliser by name: one of :data:`NORMALIZERS`."""
+    if name == "softmax":
+        return SoftmaxNormalizer(temperature)
+    if name == "sparsemax":
+        return SparsemaxNormalizer(temperature)
+    if name == "entmax15":
+        return Entmax15Normalizer(temperature)
+    if name == "hard_gumbel":
+        return HardNormalizer("gumbel", temperature)
+    if name == "hard_reinforce":
+        return HardNormalizer("reinforce", temperature)
+    raise ValueError(f"unknown normalizer {name!r}; choose one of {NORMALIZERS}")
