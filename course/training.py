@@ -47,11 +47,13 @@ LossFn = Callable[..., Tensor]
 def train_epoch(model: nn.Module, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
                 clip: float | None = 1.0, teacher_forcing_ratio: float = 1.0,
                 generator: torch.Generator | None = None, loss_fn: LossFn = seq2seq_loss,
-                progress: bool = False, description: str = "train") -> float:
+                progress: bool = False, description: str = "train",
+                device: torch.device | str | None = None) -> float:
     """One pass over the data; returns the mean loss. Gradients are clipped by global norm."""
     model.train()
     total, count = 0.0, 0
     for batch in tqdm(batches, desc=description, leave=False, disable=not progress):
+        batch = to_device(batch, device)
         optimizer.zero_grad()
         loss = loss_fn(model, batch, teacher_forcing_ratio=teacher_forcing_ratio, generator=generator)
         if not torch.isfinite(loss):
@@ -65,12 +67,21 @@ def train_epoch(model: nn.Module, batches: Iterable[Batch], optimizer: torch.opt
     return total / max(count, 1)
 
 
+def to_device(batch, device: torch.device | str | None):
+    """Move a batch to ``device`` when both are given and the batch knows how (``.to``)."""
+    if device is None or not hasattr(batch, "to"):
+        return batch
+    return batch.to(device)
+
+
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn = seq2seq_loss) -> float:
+def evaluate_loss(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn = seq2seq_loss,
+                  device: torch.device | str | None = None) -> float:
     """Mean teacher-forced loss on held-out data."""
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
+        batch = to_device(batch, device)
         total += loss_fn(model, batch, teacher_forcing_ratio=1.0).item() * len(batch)
         count += len(batch)
     return total / max(count, 1)
@@ -81,13 +92,15 @@ def fit(model: nn.Module, train_batches: Iterable[Batch], val_batches: Iterable[
         teacher_forcing_ratio: float | Callable[[int], float] = 1.0, patience: int | None = None,
         checkpoint: Callable[[nn.Module, int], object] | str | Path | None = None,
         generator: torch.Generator | None = None, loss_fn: LossFn = seq2seq_loss,
-        progress: bool = True, batch_progress: bool = False) -> History:
+        progress: bool = True, batch_progress: bool = False,
+        device: torch.device | str | None = None) -> History:
     """Train with Adam, validating after each epoch and keeping the best weights.
 
     ``teacher_forcing_ratio`` may be a function of the epoch (scheduled sampling). With
     ``patience`` set, training stops after that many epochs without a better validation loss and
     the best weights are restored. ``checkpoint`` is a path (weights saved as safetensors) or a
-    callable called with the model and epoch whenever validation improves.
+    callable called with the model and epoch whenever validation improves. With ``device``, the
+    model and each batch are moved there (batches need a ``.to`` method, as ``Batch`` has).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -95,6 +108,8 @@ def fit(model: nn.Module, train_batches: Iterable[Batch], val_batches: Iterable[
         raise ValueError(f"patience must be at least 1 or None, got {patience}")
     if patience is not None and val_batches is None:
         raise ValueError("early stopping needs validation batches: pass val_batches or patience=None")
+    if device is not None:
+        model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = History()
     best_loss, best_state, waited = math.inf, None, 0
@@ -103,12 +118,13 @@ def fit(model: nn.Module, train_batches: Iterable[Batch], val_batches: Iterable[
         ratio = teacher_forcing_ratio(epoch) if callable(teacher_forcing_ratio) else teacher_forcing_ratio
         start = time.perf_counter()
         train_loss = train_epoch(model, train_batches, optimizer, clip, ratio, generator, loss_fn,
-                                 progress=batch_progress, description=f"epoch {epoch + 1}")
+                                 progress=batch_progress, description=f"epoch {epoch + 1}",
+                                 device=device)
         history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(train_loss)
         postfix = {"train": f"{train_loss:.3f}"}
         if val_batches is not None:
-            val_loss = evaluate_loss(model, val_batches, loss_fn)
+            val_loss = evaluate_loss(model, val_batches, loss_fn, device=device)
             history.val_loss.append(val_loss)
             postfix["val"] = f"{val_loss:.3f}"
             if val_loss < best_loss:

@@ -17,12 +17,13 @@ def test_shipped_files_equal_regeneration(name):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_splits_do_not_overlap(name):
-    train = {tuple(e["src"]) for e in load_task(name, "train")}
+    key = TASKS[name].key
+    train = {key(e) for e in load_task(name, "train")}
     for split in ("valid", "test"):
-        assert not train & {tuple(e["src"]) for e in load_task(name, split)}
+        assert not train & {key(e) for e in load_task(name, split)}
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", sorted(n for n, spec in TASKS.items() if spec.kind == "seq2seq"))
 def test_alignment_indices_are_in_range_and_cover_the_target(name):
     for example in load_task(name, "valid"):
         src, tgt = example["src"], example["tgt"]
@@ -91,3 +92,32 @@ def test_loader_errors(tmp_path):
         f.write(json.dumps({"src": ["a"], "tgt": ["b"], "alignment": []}) + "\n{broken\n")
     with pytest.raises(ValueError, match=r"train.jsonl.gz:2"):
         load_task("dates", "train", data_dir=tmp_path)
+
+
+def test_gold_matrices_sure_and_possible():
+    from course.alignments import batch_gold_matrices, gold_matrices
+
+    # target 0 <- sources 0 and 1 ("the dog"); target 1 <- source 2
+    sure, possible = gold_matrices([[0, 0], [1, 0], [2, 1]], src_len=3, tgt_len=2)
+    assert possible.tolist() == [[True, True, False], [False, False, True]]
+    assert sure.tolist() == [[False, False, False], [False, False, True]]
+    with pytest.raises(ValueError, match="outside"):
+        gold_matrices([[5, 0]], src_len=3, tgt_len=2)
+    s, p = batch_gold_matrices([{"src": ["a", "b", "c"], "tgt": ["x", "y"],
+                                 "alignment": [[0, 0], [1, 0], [2, 1]]}], 4, 3)
+    assert s.shape == p.shape == (1, 3, 4) and p[0, :2, :3].tolist() == possible.tolist()
+
+
+def test_perfect_attention_scores_zero_aer_on_gold():
+    import numpy as np
+
+    from course.alignments import gold_matrices
+    from interp.compare import alignment_error_rate, attention_to_alignment
+
+    for ex in load_task("reorder", "valid")[:20]:
+        sure, possible = gold_matrices(ex["alignment"], len(ex["src"]), len(ex["tgt"]))
+        attention = possible / possible.sum(1, keepdims=True)  # spread over the gold sources
+        links = attention_to_alignment(attention)
+        assert alignment_error_rate(links, sure, possible)["aer"].iloc[0] == 0.0
+        shifted = np.roll(links, 1, axis=1)  # every target pointing one source to the right
+        assert alignment_error_rate(shifted, sure, possible)["aer"].iloc[0] > 0.5
