@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import dates, reorder
+from course.tasks import dates, reorder, reviews
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -44,6 +44,11 @@ TASKS: dict[str, TaskSpec] = {
     "reorder": TaskSpec(reorder.generate, {"train": 12000, "valid": 600, "test": 1200},
                         {"train": 21, "valid": 22, "test": 23},
                         "English-like SVO to a verb-final language, 3 to 50 tokens"),
+    "reviews": TaskSpec(reviews.generate, {"train": 2000, "valid": 300, "test": 500},
+                        {"train": 31, "valid": 32, "test": 33},
+                        "long reviews (100-400 tokens) labelled by 1-3 planted cue phrases",
+                        fields=("tokens", "label", "rationale"),
+                        key=lambda e: tuple(e["tokens"]), kind="classification"),
 }
 
 
