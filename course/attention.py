@@ -1,6 +1,8 @@
 """Attention as a composition: a score, a normaliser and a mask, one output type for all.
 
-Every variant in the course is ``score(query, keys) -> normalise -> weighted sum of values``.
+Every variant in the course is ``score(query, keys) -> normalise -> weighted sum of values``,
+optionally restricted to a window of keys (``course.windows``); the other choices live in
+``course.scores``, ``course.normalizers``, ``course.multihead`` and ``course.coverage``.
 The output is always ``AttentionOutput(context, weights)`` with weights shaped
 ``[batch, queries, keys]`` (or ``[batch, heads, queries, keys]``) and masked keys exactly zero:
 that single convention lets ``interp`` capture any variant without special cases.
@@ -20,6 +22,9 @@ class AttentionOutput(NamedTuple):
 
     context: Tensor
     weights: Tensor
+
+
+Prepared = Tensor | tuple[Tensor, ...] | None  # what a score's prepare(keys) returns
 
 
 class AttentionState(NamedTuple):
@@ -208,7 +213,7 @@ class Attention(nn.Module):
         weights = weights.squeeze(-2)
         return AttentionState(state.step + 1, weights, state.coverage + weights)
 
-    def prepare(self, keys: Tensor, values: Tensor | None = None):
+    def prepare(self, keys: Tensor, values: Tensor | None = None) -> Prepared:
         """Per-source work that every query reuses (e.g. the key projection)."""
         prepare = getattr(self.score, "prepare", None)
         if prepare is None:
@@ -225,7 +230,7 @@ class Attention(nn.Module):
         return log_prob
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None,
-                mask: Tensor | None = None, prepared=None, state: AttentionState | None = None,
+                mask: Tensor | None = None, prepared: Prepared = None, state: AttentionState | None = None,
                 positions: Tensor | None = None) -> AttentionOutput:
         """Attend from ``query [B, Q, Dq]`` over ``keys [B, K, Dk]``; ``mask [B, K]`` is True on real keys.
 
