@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
-from interp_toy_models import AttnClassifier, BagOfEmbeddings, NoEmbedding, TinySeq2Seq
 
 from interp.attribute import METHODS, Attribution, attribute, attribute_seq2seq, find_embedding
+
+from interp_toy_models import AttnClassifier, BagOfEmbeddings, NoEmbedding, TinySeq2Seq
 
 PAD = 0
 
@@ -229,3 +230,25 @@ def test_other_bad_inputs(clf, ids):
         attribute(clf, ids, "saliency", forward_fn=lambda x: clf.forward_with_attention(x))
     with pytest.raises(ValueError, match="target has 2 entries"):
         attribute(clf, ids, "saliency", target=[0, 1])
+
+
+# ---------------------------------------------------------------- store
+
+
+def test_attributions_are_stored_beside_attention(tmp_path, clf, ids, s2s, pair):
+    from interp.attribution_store import save_attribution
+    from interp.store import Store
+
+    att = attribute(clf, ids, "ig", pad_id=PAD, n_steps=8)
+    with Store(tmp_path / "a.sqlite") as store:
+        assert save_attribution(store, att, run="r", examples=["a", "b", "c"], model=clf) == 3
+        assert save_attribution(store, att, run="r", examples=["a", "b", "c"], model=clf) == 0  # no duplicates
+        rec = store.one(run="r", example="b", kind="integrated_gradients", params={"n_steps": 8})
+        assert rec.shape == (1, 4) and rec.module == "embedding" and rec.fingerprint
+        assert rec.params["delta"] == pytest.approx(abs(float(att.deltas[1])))
+        assert rec.array()[0].tolist() == pytest.approx(att.scores[1, :4].tolist())
+        s2 = attribute_seq2seq(s2s, *pair, "saliency", embedding="src_embedding", pad_id=PAD, tgt_pad_id=PAD)
+        save_attribution(store, s2, run="r", model="tiny")
+        assert store.one(run="r", model="tiny", example="1").shape == (2, 3)  # [tgt, src] real tokens
+    with pytest.raises(ValueError, match="2 example ids for a batch of 3"):
+        save_attribution(tmp_path / "a.sqlite", att, run="r", examples=["a", "b"])

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from interp_toy_models import IgnoresAttention, OneTokenDecides
 
 from interp.attribute import attribute
 from interp.faithfulness import (
@@ -19,6 +18,8 @@ from interp.faithfulness import (
     uniform_attention,
     uniform_baseline,
 )
+
+from interp_toy_models import IgnoresAttention, OneTokenDecides
 
 PAD, KEY, MASK = 0, 5, 9
 
