@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from .attribute import Attribution
+from .attribution import Attribution
 
 __all__ = ["save_attribution"]
 

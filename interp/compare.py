@@ -40,6 +40,7 @@ __all__ = [
     "attention_to_alignment",
     "average_precision",
     "compare",
+    "compare_scores",
     "jensen_shannon",
     "kendall_tau",
     "rationale_metrics",
@@ -246,6 +247,9 @@ def compare(
                 rec["js_distance"] = jensen_shannon(x, y)
             records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+compare_scores = compare  # the name ``interp`` exports (``interp.compare`` is this module)
 
 
 def summarize(

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .attribute import Attribution, _split_kwargs, padding_mask
+from .attribution import Attribution, _split_kwargs, padding_mask
 
 __all__ = [
     "AdversarialResult",

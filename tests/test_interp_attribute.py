@@ -1,4 +1,4 @@
-"""interp.attribute: shapes, padding, completeness, agreement with Captum and exact values."""
+"""interp.attribution: shapes, padding, completeness, agreement with Captum and exact values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from interp.attribute import METHODS, Attribution, attribute, attribute_seq2seq, find_embedding
+from interp.attribution import METHODS, Attribution, attribute, attribute_seq2seq, find_embedding
 
 from interp_toy_models import AttnClassifier, BagOfEmbeddings, NoEmbedding, TinySeq2Seq
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from interp.attribute import attribute
+from interp.attribution import attribute
 from interp.faithfulness import (
     FRACTIONS,
     adversarial_attention,
