@@ -76,3 +76,23 @@ __all__ = [
     "stack_calls",
     "unregister_extractor",
 ]
+
+# ---- attribution, comparison, faithfulness (interp.attribution / compare / faithfulness) ----
+# Lazy like the store: Captum, pandas and scipy load on first use. ``interp.attribute`` is the
+# function (its module is ``interp.attribution``); ``interp.compare`` is the module, whose
+# ``compare`` function is exported here as ``compare_scores``.
+_LAZY.update({
+    "Attribution": "attribution", "attribute": "attribution", "attribute_seq2seq": "attribution",
+    "find_embedding": "attribution", "save_attribution": "attribution_store",
+    "compare_scores": "compare", "summarize": "compare",
+    "alignment_error_rate": "compare", "rationale_metrics": "compare",
+    "erasure": "faithfulness", "aopc": "faithfulness", "leave_one_out": "faithfulness",
+    "permutation_test": "faithfulness", "adversarial_attention": "faithfulness",
+    "uniform_baseline": "faithfulness", "uniform_attention": "faithfulness",
+})
+__all__ += [
+    "Attribution", "adversarial_attention", "alignment_error_rate", "aopc", "attribute",
+    "attribute_seq2seq", "compare_scores", "erasure", "find_embedding", "leave_one_out",
+    "permutation_test", "rationale_metrics", "save_attribution", "summarize",
+    "uniform_attention", "uniform_baseline",
+]
