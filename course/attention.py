@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 
 class AttentionOutput(NamedTuple):
@@ -69,8 +68,9 @@ class AdditiveScore(nn.Module):
     """Bahdanau's score ``v^T tanh(W_q q + W_k k)`` (Luong's "concat").
 
     It materialises ``[batch, queries, keys, units]``; ``chunk_size`` bounds how many queries are
-    scored at once so long inputs do not run out of memory (under autograd each chunk is
-    recomputed in the backward pass rather than kept, so training is bounded too). The key
+    scored at once so long inputs do not run out of memory. Under autograd a chunk keeps only its
+    inputs and is rebuilt in the backward pass (:class:`ChunkedAdditiveEnergies`), so training
+    is bounded too. The key
     projection can be computed once per source with :meth:`prepare` and reused at every step.
 
     With ``coverage=True`` the score also reads the coverage vector (the sum of earlier weights),
@@ -118,26 +118,47 @@ class AdditiveScore(nn.Module):
         projected_query = self.query_proj(query)  # [B, Q, U]
         step = self.chunk_size or projected_query.size(1)
         if step >= projected_query.size(1):
-            return additive_energies(projected_query, projected_keys, self.v.weight)
-        recompute = torch.is_grad_enabled() and (projected_query.requires_grad or projected_keys.requires_grad)
-        chunks = []
-        for start in range(0, projected_query.size(1), step):
-            q = projected_query[:, start:start + step]
-            if recompute:  # keep only the inputs; rebuild [B, q, K, U] in the backward pass
-                chunks.append(checkpoint(additive_energies, q, projected_keys, self.v.weight,
-                                         use_reentrant=False))
-            else:
-                chunks.append(additive_energies(q, projected_keys, self.v.weight))
+            return additive_energies(projected_query, projected_keys, self.v.weight[0])
+        v = self.v.weight[0]
+        chunks = [ChunkedAdditiveEnergies.apply(projected_query[:, start:start + step], projected_keys, v)
+                  for start in range(0, projected_query.size(1), step)]
         return torch.cat(chunks, dim=1)
 
 
 def additive_energies(projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
-    """``v^T tanh(q + k)`` for every query-key pair: ``[B, Q, U]`` and ``[B, K, U]`` to ``[B, Q, K]``.
+    """``v^T tanh(q + k)`` for every query-key pair: ``[B, Q, U]``, ``[B, K, U]`` and ``v [U]`` to ``[B, Q, K]``.
 
     The one ``[B, Q, K, U]`` tensor is built once and squashed in place, so its peak is one copy.
     """
     hidden = torch.tanh_(projected_query.unsqueeze(2) + projected_keys.unsqueeze(1))
-    return torch.matmul(hidden, v.squeeze(0))
+    return torch.matmul(hidden, v)
+
+
+class ChunkedAdditiveEnergies(torch.autograd.Function):
+    """:func:`additive_energies` for one chunk of queries, keeping only its inputs for backward.
+
+    Plain autograd would keep the chunk's ``[B, q, K, U]`` tanh output (and make two more such
+    tensors in the backward pass) for every chunk at once. Here the backward pass rebuilds it
+    and turns it into the gradient in place: one ``[B, q, K, U]`` tensor at a time.
+    """
+
+    @staticmethod
+    def forward(ctx, projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(projected_query, projected_keys, v)
+        return additive_energies(projected_query, projected_keys, v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_energies: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        projected_query, projected_keys, v = ctx.saved_tensors
+        hidden = torch.tanh_(projected_query.unsqueeze(2) + projected_keys.unsqueeze(1))  # [B, q, K, U]
+        units = hidden.size(-1)
+        grad_v = (grad_energies.reshape(1, -1) @ hidden.reshape(-1, units)).view_as(v)
+        # d/d(pre-activation) = grad_E * v * (1 - tanh^2), computed in the same buffer
+        hidden.square_().neg_().add_(1.0).mul_(v).mul_(grad_energies.unsqueeze(-1))
+        grad_query = hidden.sum(2) if ctx.needs_input_grad[0] else None
+        grad_keys = hidden.sum(1) if ctx.needs_input_grad[1] else None
+        return grad_query, grad_keys, grad_v
 
 
 class SoftmaxNormalizer(nn.Module):

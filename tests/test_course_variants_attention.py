@@ -10,7 +10,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from course.attention import AdditiveScore, Attention, AttentionState, SoftmaxNormalizer
+from course.attention import (
+    AdditiveScore,
+    Attention,
+    AttentionState,
+    ChunkedAdditiveEnergies,
+    SoftmaxNormalizer,
+    additive_energies,
+)
 from course.coverage import coverage_loss, coverage_vectors
 from course.multihead import MultiHeadScore, multihead_attention
 from course.normalizers import (
@@ -265,6 +272,15 @@ def test_chunked_additive_equals_unchunked_with_gradients():
         results.append((out.context, out.weights, q.grad, k.grad, attention.score.v.weight.grad))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+
+
+def test_chunk_backward_passes_gradcheck():
+    g = torch.Generator().manual_seed(6)
+    query = torch.randn(2, 3, 4, generator=g, dtype=torch.double, requires_grad=True)
+    keys = torch.randn(2, 5, 4, generator=g, dtype=torch.double, requires_grad=True)
+    v = torch.randn(4, generator=g, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(ChunkedAdditiveEnergies.apply, (query, keys, v))
+    torch.testing.assert_close(ChunkedAdditiveEnergies.apply(query, keys, v), additive_energies(query, keys, v))
 
 
 def test_location_aware_score_reads_the_previous_weights():
