@@ -57,14 +57,16 @@ def orthogonality_penalty(weights: Tensor) -> Tensor:
 class StructuredSelfAttention(nn.Module):
     """``A = softmax(W_s2 tanh(W_s1 H^T))``: ``hops`` learned views of one sequence.
 
+    With ``hops=1`` and ``bias=True`` this is the word / sentence attention of Yang et al. (2016),
+    ``a_i = softmax(u_w^T tanh(W h_i + b))``: one learned *context vector* ``u_w`` as the query.
     Returns ``AttentionOutput(context [B, hops, D], weights [B, hops, S])``, masked keys exactly 0.
     """
 
-    def __init__(self, key_size: int, units: int, hops: int):
+    def __init__(self, key_size: int, units: int, hops: int = 1, bias: bool = False):
         super().__init__()
         if hops < 1 or units < 1:
             raise ValueError(f"hops and units must be at least 1, got hops={hops}, units={units}")
-        self.w_s1 = nn.Linear(key_size, units, bias=False)
+        self.w_s1 = nn.Linear(key_size, units, bias=bias)
         self.w_s2 = nn.Linear(units, hops, bias=False)
         self.normalizer = SoftmaxNormalizer()
 

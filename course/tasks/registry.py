@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import dates, reorder, reviews
+from course.tasks import babi, dates, documents, nli, reorder, reviews
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -49,6 +49,24 @@ TASKS: dict[str, TaskSpec] = {
                         "long reviews (100-400 tokens) labelled by 1-3 planted cue phrases",
                         fields=("tokens", "label", "rationale"),
                         key=lambda e: tuple(e["tokens"]), kind="classification"),
+    "documents": TaskSpec(documents.generate, {"train": 3000, "valid": 300, "test": 600},
+                          {"train": 41, "valid": 42, "test": 43},
+                          "committee minutes (5-12 sentences) labelled by one key sentence",
+                          fields=("sentences", "label", "key_sentence", "key_word"),
+                          key=lambda e: tuple(map(tuple, e["sentences"])), kind="classification"),
+    "nli": TaskSpec(nli.generate, {"train": 6000, "valid": 1000, "test": 2000},
+                    {"train": 51, "valid": 52, "test": 53},
+                    "premise/hypothesis pairs from templates with hypernyms and antonyms",
+                    fields=("premise", "hypothesis", "label", "alignment", "edit"),
+                    key=lambda e: (tuple(e["premise"]), tuple(e["hypothesis"])), kind="classification"),
+    **{f"babi{task}": TaskSpec(generate, {"train": 2000, "valid": 300, "test": 1000},
+                               {"train": 60 + task, "valid": 70 + task, "test": 80 + task},
+                               f"bAbI-style stories, task {task}: {facts} supporting fact(s)",
+                               fields=("story", "question", "answer", "supporting"),
+                               key=lambda e: (tuple(map(tuple, e["story"])), tuple(e["question"])),
+                               kind="question_answering")
+       for task, generate, facts in ((1, babi.generate_1, "one"), (2, babi.generate_2, "two"),
+                                     (3, babi.generate_3, "three"))},
 }
 
 
