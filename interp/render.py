@@ -127,9 +127,8 @@ def _lut(cmap: str) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _font(size: int) -> Any:
-    from PIL import ImageFont
-
     import matplotlib
+    from PIL import ImageFont
 
     path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
     try:

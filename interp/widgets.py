@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from .explorer_data import ExplorerData, MemoryData, StoreData, as_data, examples_from_batch
-from .render import as_matrix, highlight_html, rank_rows, render_heatmap, row_distribution, tick_labels
+from .render import (
+    as_matrix,
+    highlight_html,
+    rank_rows,
+    render_heatmap,
+    row_distribution,
+    tick_labels,
+)
 
 __all__ = [
     "VIEWS",
