@@ -26,6 +26,19 @@ def test_encoder_shapes_and_packing(toy_batch, bidirectional):
     torch.testing.assert_close(alone.outputs[0], out.outputs[0, : int(toy_batch.src_lengths[0])])
 
 
+def test_encoder_unpadded_fast_path_equals_packing():
+    enc = LSTMEncoder(20, 8, 6, num_layers=2, bidirectional=True)
+    src = torch.randint(4, 20, (3, 5))
+    full = torch.full((3,), 5)
+    fast = enc(src, full)
+    # the same batch with one padded column forces the packed path
+    padded = torch.cat([src, torch.zeros(3, 1, dtype=torch.long)], 1)
+    packed = enc(padded, full)
+    torch.testing.assert_close(fast.outputs, packed.outputs[:, :5])
+    torch.testing.assert_close(fast.hidden, packed.hidden)
+    torch.testing.assert_close(fast.cell, packed.cell)
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_decoder_shapes_and_attention_masks(toy_batch, toy_vocab, decoder):
     model = make_model(toy_vocab, decoder)
