@@ -96,3 +96,21 @@ __all__ += [
     "permutation_test", "rationale_metrics", "save_attribution", "summarize",
     "uniform_attention", "uniform_baseline",
 ]
+
+# ---- static plots and the explorer widget (interp.plot / interp.widgets) ----
+# Lazy: matplotlib, seaborn and ipywidgets load on first use. ``interp.explore(examples)`` is the
+# one-line explorer for a lesson; ``interp.plot`` and ``interp.widgets`` load as attributes too.
+_LAZY.update({"explore": "widgets", "Explorer": "widgets", "examples_from_batch": "explorer_data"})
+_SUBMODULES = ("plot", "widgets")
+_getattr_without_submodules = __getattr__
+
+
+def __getattr__(name: str) -> Any:  # noqa: F811
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    return _getattr_without_submodules(name)
+
+
+__all__ += ["Explorer", "examples_from_batch", "explore"]
