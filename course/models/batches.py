@@ -83,6 +83,14 @@ class TagBatch(TensorBatch):
     indices: Tensor  # [B]
 
 
+@dataclass
+class WindowBatch(TensorBatch):
+    """Windows of a time series and the values that follow them."""
+
+    window: Tensor  # [B, L] (or [B, L, features])
+    target: Tensor  # [B, horizon]
+
+
 IGNORE_TAG = -100
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import babi, dates, documents, nli, reorder, reviews
+from course.tasks import babi, dates, documents, ner, nli, reorder, reviews
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -67,6 +67,10 @@ TASKS: dict[str, TaskSpec] = {
                                kind="question_answering")
        for task, generate, facts in ((1, babi.generate_1, "one"), (2, babi.generate_2, "two"),
                                      (3, babi.generate_3, "three"))},
+    "ner": TaskSpec(ner.generate, {"train": 4000, "valid": 500, "test": 1000},
+                    {"train": 91, "valid": 92, "test": 93},
+                    "news-like sentences with faker names, places and companies, BIO tags",
+                    fields=("tokens", "tags"), key=lambda e: tuple(e["tokens"]), kind="tagging"),
 }
 
 
