@@ -11,7 +11,7 @@ one core). Everything is measured side by side in one run and printed as markdow
    target at once, every step attends in one batched product) against the same model, same
    weights and batches, driven through its Python step loop: the decoder alone (encoder states
    computed once; target: at least 5x faster) and the whole model, where the encoder's share,
-   the same on both paths, caps the ratio.
+   the same on both paths, caps the ratio; then the decoder's speed-up by target length.
 
 Each timing is the median of ``--repeats`` interleaved rounds, so machine load hits every
 variant alike; torch runs on one thread. Ratios, not absolute times, are the point.
@@ -78,6 +78,19 @@ def epoch_seconds(model: Seq2Seq, batches: list[Batch], loss: Callable[[Seq2Seq,
         optimizer.zero_grad()
         loss(model, batch).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def decoder_seconds_on(model: Seq2Seq, batches: list[Batch], memories: list, parallel: bool) -> float:
+    """Train the decoder alone on fixed encoder states: the part the parallel path changes."""
+    optimizer = torch.optim.Adam(model.decoder.parameters(), lr=1e-3)
+    model.train()
+    start = time.perf_counter()
+    for batch, memory in zip(batches, memories):
+        optimizer.zero_grad()
+        out = model.decoder(batch.tgt_in, memory, parallel=parallel)
+        sequence_loss(out.logits, batch.tgt_out).backward()
         optimizer.step()
     return time.perf_counter() - start
 
@@ -149,16 +162,7 @@ def main() -> None:
         memories = [model.encode(b.src, b.src_lengths) for b in batches]  # fixed encoder states
 
     def decoder_seconds(m: Seq2Seq, parallel: bool) -> float:
-        """The decoder alone (encoder states computed once): what the parallel path changes."""
-        optimizer = torch.optim.Adam(m.decoder.parameters(), lr=1e-3)
-        m.train()
-        start = time.perf_counter()
-        for batch, memory in zip(batches, memories):
-            optimizer.zero_grad()
-            out = m.decoder(batch.tgt_in, memory, parallel=parallel)
-            sequence_loss(out.logits, batch.tgt_out).backward()
-            optimizer.step()
-        return time.perf_counter() - start
+        return decoder_seconds_on(m, batches, memories, parallel)
 
     for m, fn in ((model, parallel_loss), (loop_model, step_loop_loss)):
         epoch_seconds(m, batches[:1], fn)
@@ -177,9 +181,25 @@ def main() -> None:
                  else "whole model (packed BiLSTM encoder included)")
         goal = f">= {target:.0f}x" if target else "-"
         met = ("yes" if speedup >= target else "NO") if target else "-"
-        print(f"| {label} | {loop:.2f} | {parallel:.2f} | {speedup:.1f}x | {goal} | {met} |")
+        print(f"| {label} | {loop:.2f} | {parallel:.2f} | {speedup:.2f}x | {goal} | {met} |")
     print(f"\nSame loss on the first batch from both paths: {'yes' if same else 'NO'}. The encoder's "
           "forward and backward cost the same on both paths, so they bound the whole-model ratio.")
+
+    print("\n## Parallel Luong decoder vs step loop by target length (decoder alone, per batch)\n")
+    per_batch = {i: median_rounds({
+        "parallel": lambda i=i: decoder_seconds_on(model, [batches[i]], [memories[i]], True),
+        "step loop": lambda i=i: decoder_seconds_on(loop_model, [batches[i]], [memories[i]], False),
+    }, args.repeats) for i in range(len(batches))}
+    print("| target tokens in batch | batches | step loop s | parallel s | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    for low, high in ((1, 12), (13, 24), (25, 10_000)):
+        chosen = [i for i in per_batch if low <= batches[i].tgt_in.size(1) <= high]
+        if not chosen:
+            continue
+        loop = sum(per_batch[i]["step loop"] for i in chosen)
+        parallel = sum(per_batch[i]["parallel"] for i in chosen)
+        label = f"{low}-{high}" if high < 10_000 else f">= {low}"
+        print(f"| {label} | {len(chosen)} | {loop:.2f} | {parallel:.2f} | {loop / parallel:.1f}x |")
 
 if __name__ == "__main__":
     main()
