@@ -96,7 +96,9 @@ def attribution_heatmap(
 ) -> Any:
     """Signed attribution scores on a diverging scale centred on 0 (red = pushes the output up)."""
     m = as_matrix(scores, what="attribution")
-    return _heatmap(m, source, target, ax, title, cmap=cmap, center=0.0, annot=annot, fmt=".2f",
+    limit = float(np.nanmax(np.abs(m))) or 1.0  # symmetric: equal colours mean equal magnitudes
+    return _heatmap(m, source, target, ax, title, cmap=cmap, vmin=-limit, vmax=limit, center=0.0,
+                    annot=annot, fmt=".2f",
                     cbar_kws={"label": "attribution"})
 
 
