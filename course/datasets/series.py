@@ -24,12 +24,14 @@ def load_series(name: str) -> np.ndarray:
     """The named series as float32 values, gaps filled by interpolation."""
     if name not in SERIES:
         raise KeyError(f"unknown series {name!r}; choose one of {sorted(SERIES)}")
-    from statsmodels.api import datasets
-
     if name == "sunspots":
-        values = datasets.sunspots.load_pandas().data["SUNACTIVITY"]
+        from statsmodels.datasets import sunspots
+
+        values = sunspots.load_pandas().data["SUNACTIVITY"]
     else:
-        weekly = datasets.co2.load_pandas().data["co2"]
+        from statsmodels.datasets import co2
+
+        weekly = co2.load_pandas().data["co2"]
         values = weekly.resample("MS").mean().interpolate()
     return values.to_numpy(dtype=np.float32)
 
