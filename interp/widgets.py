@@ -185,21 +185,26 @@ class Explorer:
         examples = data.examples()
         if example is not None and str(example) not in examples:
             raise KeyError(f"no example {example!r}; the first ones are {examples[:5]}")
-        dropdown = dict(layout=w.Layout(width="auto"), style={"description_width": "initial"})
+        def dropdown(name: str, **kwargs: Any) -> Any:  # one Layout each: hiding one hides only it
+            return w.Dropdown(description=name, layout=w.Layout(width="auto"),
+                              style={"description_width": "initial"}, **kwargs)
+
         self.controls: dict[str, Any] = {
-            "example": w.Dropdown(options=examples, value=str(example) if example else examples[0],
-                                  description="example", **dropdown),
-            "run": w.Dropdown(description="run", **dropdown),
-            "module": w.Dropdown(description="module", **dropdown),
-            "head": w.Dropdown(description="head", **dropdown),
-            "method": w.Dropdown(description="method", **dropdown),
+            "example": dropdown("example", options=examples,
+                                value=str(example) if example else examples[0]),
+            "run": dropdown("run"),
+            "module": dropdown("module"),
+            "head": dropdown("head"),
+            "method": dropdown("method"),
             "step": w.IntSlider(description="step", min=0, max=0, continuous_update=True,
                                 layout=w.Layout(width="420px")),
             "view": w.ToggleButtons(options=list(VIEWS), value=view, style={"button_width": "88px"}),
         }
         for name, control in self.controls.items():
             control.add_class(f"interp-{name}")
-        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        # flex-start: shown at its own size (a flex column would stretch and blur it)
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto",
+                                                           align_self="flex-start"))
         self.image.add_class("interp-heatmap")
         self.caption = w.HTML()
         self.caption.add_class("interp-caption")

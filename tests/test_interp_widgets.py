@@ -129,6 +129,13 @@ def test_highlight_html_colours_by_score_and_escapes():
         highlight_html(["a", "b"], [1, 2, 3])
 
 
+def test_only_controls_with_a_choice_are_shown():
+    rng = np.random.default_rng(5)
+    e = explore([_example("a", rng), _example("b", rng)])
+    shown = {name for name, c in e.controls.items() if c.layout.display != "none"}
+    assert shown == {"example", "module", "method", "step", "view"}
+
+
 def test_views_without_an_attribution_are_not_offered():
     rng = np.random.default_rng(2)
     e = explore([{"source": list("abc"), "target": list("xy"), "attention": _attention(rng, 2, 3)}])
