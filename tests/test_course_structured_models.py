@@ -245,3 +245,16 @@ def test_forecaster_learns_a_periodic_series(values):
     assert history.train_loss[-1] < 0.2 * history.train_loss[0]
     weights = model.eval()(inputs[:8]).attention
     torch.testing.assert_close(weights.sum(-1), torch.ones(8, 1))
+
+
+def test_linear_start_switches_the_softmax_off_and_on(story_batch):
+    vocab, b = story_batch
+    model = MemoryNetwork(len(vocab), embed_dim=8, hops=2, max_memories=5)
+    model.linear_start(True)
+    raw = model(b.story, b.story_lengths, b.question, b.question_lengths).attention
+    padded = ~(b.story_lengths > 0).unsqueeze(1).expand_as(raw)
+    assert torch.equal(raw[padded], torch.zeros(int(padded.sum())))
+    assert not torch.allclose(raw.sum(-1), torch.ones(3, 2))  # raw dot products, not a distribution
+    model.linear_start(False)
+    soft = model(b.story, b.story_lengths, b.question, b.question_lengths).attention
+    torch.testing.assert_close(soft.sum(-1), torch.ones(3, 2))

@@ -9,6 +9,8 @@ reads again. The answer is ``softmax(W (u + o))`` over the vocabulary.
   ``l_kj = (1 - j/J) - (k/d)(1 - 2j/J)``, so word order matters ("john gave mary" != "mary gave john").
 - **Temporal encoding**: a learned vector per memory age ``T_A(i)``, ``T_C(i)`` is added, age 0
   being the most recent statement, so "where is mary *now*" can prefer later facts.
+- **Linear start**: :meth:`MemoryNetwork.linear_start` trains first without the softmax, as the
+  paper does for the harder tasks; switch it back on before reading the weights as attention.
 - **Adjacent weight tying**: ``A^{k+1} = C^k``, the question embedding ``B = A^1`` and the answer
   matrix ``W^T = C^K``, so ``hops + 1`` embedding tables serve ``hops`` hops.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course.attention import Attention, SoftmaxNormalizer
+from course.attention import Attention, SoftmaxNormalizer, expand_key_mask
 from course.models.outputs import MemoryOutput
 from course.vocab import PAD
 
@@ -43,6 +45,16 @@ def position_encoding(lengths: Tensor, width: int, dim: int) -> Tensor:
     encoding = (1 - ratio) - (k / dim) * (1 - 2 * ratio)
     real = (j <= big_j).unsqueeze(-1)
     return encoding * real.to(encoding.dtype)
+
+
+class LinearNormalizer(nn.Module):
+    """No softmax: the raw scores, 0 on masked memories. Used for the paper's *linear start*
+    (train with this first, then switch to softmax), which keeps some tasks out of poor optima."""
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is None:
+            return energies
+        return energies.masked_fill(~expand_key_mask(mask, energies), 0.0)
 
 
 class MemoryNetwork(nn.Module):
@@ -68,6 +80,10 @@ class MemoryNetwork(nn.Module):
             for table in self.embeddings:
                 table.weight[PAD].zero_()
         self.attention = Attention(DotScore(), SoftmaxNormalizer())
+
+    def linear_start(self, enabled: bool = True) -> None:
+        """Switch the softmax off (``True``) or back on (``False``) in every hop."""
+        self.attention.normalizer = LinearNormalizer() if enabled else SoftmaxNormalizer()
 
     def encode(self, table: int, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Sentences ``[..., W]`` to vectors ``[..., d]`` with embedding table ``table``."""
