@@ -142,6 +142,32 @@ def _short(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
+# The interactive PNG is a palette image (1 byte a pixel: three times less to compress than RGB):
+# entries 0..239 are the colormap, then NaN grey, the highlight red, and 14 greys for the
+# antialiased text, ending in white (the background).
+_LEVELS = 240
+_NAN, _HIGHLIGHT, _GREY0, _N_GREYS = 240, 241, 242, 14
+_GREY_TO_INDEX = (_GREY0 + np.round(np.arange(256) * (_N_GREYS - 1) / 255)).astype(np.uint8)
+
+
+@lru_cache(maxsize=32)
+def _palette(cmap: str) -> bytes:
+    colours = _lut(cmap)[np.linspace(0, 255, _LEVELS).round().astype(int)]
+    text = np.array(TEXT_RGB, float)
+    greys = [text + (np.array(BACKGROUND) - text) * k / (_N_GREYS - 1) for k in range(_N_GREYS)]
+    extra = np.array([NAN_RGB, HIGHLIGHT_RGB, *greys]).round().astype(np.uint8)
+    return np.concatenate([colours, extra]).astype(np.uint8).tobytes()
+
+
+def _levels(matrix: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Palette indices of the cells: 0..239 along the colormap, NaN grey."""
+    span = vmax - vmin if vmax > vmin else 1.0
+    scaled = (np.nan_to_num(matrix, nan=vmin) - vmin) * ((_LEVELS - 1) / span)
+    index = np.clip(scaled, 0, _LEVELS - 1).round().astype(np.uint8)
+    index[np.isnan(matrix)] = _NAN
+    return index
+
+
 def _colours(matrix: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
     span = vmax - vmin if vmax > vmin else 1.0
     scaled = (np.nan_to_num(matrix, nan=vmin) - vmin) * (255.0 / span)
@@ -171,18 +197,18 @@ def _limits(matrix: np.ndarray, vmin: float | None, vmax: float | None, center: 
 
 @lru_cache(maxsize=64)
 def _label_strip(labels: tuple[str, ...], cell: int, font_size: int, every: int) -> Any:
-    """Labels right-aligned, one per ``cell`` pixels, as an RGB image (cached: labels rarely
-    change while a learner moves through steps and heads)."""
+    """Labels right-aligned, one per ``cell`` pixels, as a greyscale image (cached: labels
+    rarely change while a learner moves through steps and heads)."""
     from PIL import Image, ImageDraw
 
     font = _font(font_size)
     shown = [(i, _short(lab)) for i, lab in enumerate(labels) if i % every == 0]
     width = max((int(math.ceil(font.getlength(t))) for _, t in shown), default=0) + 6
-    img = Image.new("RGB", (max(width, 1), max(cell * len(labels), 1)), BACKGROUND)
+    img = Image.new("L", (max(width, 1), max(cell * len(labels), 1)), 255)
     draw = ImageDraw.Draw(img)
     for i, text in shown:
         y = i * cell + cell / 2
-        draw.text((width - 4, y), text, fill=TEXT_RGB, font=font, anchor="rm")
+        draw.text((width - 4, y), text, fill=0, font=font, anchor="rm")
     return img
 
 
@@ -249,31 +275,33 @@ def render_heatmap(
     bar_h = max(hm_h, 60)
     width = left.width + hm_w + bar_gap + bar_w + bar_text
     height = title_h + max(hm_h, bar_h) + bottom.height + 4
-    canvas = Image.new("RGB", (width, height), BACKGROUND)
     x0, y0 = left.width, title_h
-
-    cells = np.repeat(np.repeat(_colours(m, cmap, lo, hi), cell, axis=0), cell, axis=1)
-    canvas.paste(Image.fromarray(np.ascontiguousarray(cells), "RGB"), (x0, y0))
-    canvas.paste(left, (0, y0))
-    canvas.paste(bottom, (x0, y0 + hm_h))
-
-    ramp = _lut(cmap)[np.linspace(255, 0, bar_h).astype(np.uint8)]
-    bar = np.repeat(ramp[:, None, :], bar_w, axis=1)
     bx = x0 + hm_w + bar_gap
-    canvas.paste(Image.fromarray(np.ascontiguousarray(bar), "RGB"), (bx, y0))
 
-    draw = ImageDraw.Draw(canvas)
-    draw.text((bx + bar_w + 4, y0), f"{hi:.3g}", fill=TEXT_RGB, font=font, anchor="la")
-    draw.text((bx + bar_w + 4, y0 + bar_h), f"{lo:.3g}", fill=TEXT_RGB, font=font, anchor="ld")
+    # Text first, in greyscale (antialiased), then mapped onto the palette's grey ramp.
+    text = Image.new("L", (width, height), 255)
+    text.paste(left, (0, y0))
+    text.paste(bottom, (x0, y0 + hm_h))
+    draw = ImageDraw.Draw(text)
+    draw.text((bx + bar_w + 4, y0), f"{hi:.3g}", fill=0, font=font, anchor="la")
+    draw.text((bx + bar_w + 4, y0 + bar_h), f"{lo:.3g}", fill=0, font=font, anchor="ld")
     if title:
-        draw.text((4, 4), title, fill=TEXT_RGB, font=font, anchor="la")
+        draw.text((4, 4), title, fill=0, font=font, anchor="la")
+    index = _GREY_TO_INDEX[np.asarray(text)]
+
+    index[y0:y0 + hm_h, x0:x0 + hm_w] = np.repeat(np.repeat(_levels(m, lo, hi), cell, axis=0), cell, axis=1)
+    ramp = np.linspace(_LEVELS - 1, 0, bar_h).round().astype(np.uint8)
+    index[y0:y0 + bar_h, bx:bx + bar_w] = ramp[:, None]
+
+    canvas = Image.fromarray(index, "P")
+    canvas.putpalette(_palette(cmap))
     if highlight_row is not None and 0 <= highlight_row < n_rows:
         top = y0 + highlight_row * cell
-        draw.rectangle((x0, top, x0 + hm_w - 1, top + cell - 1), outline=HIGHLIGHT_RGB,
+        mark = ImageDraw.Draw(canvas)
+        mark.rectangle((x0, top, x0 + hm_w - 1, top + cell - 1), outline=_HIGHLIGHT,
                        width=max(1, min(3, cell // 6)))
         if cell >= 6:  # a marker in the label margin, visible even when the row is dark
-            draw.polygon([(x0 - 1, top + cell / 2), (x0 - 7, top), (x0 - 7, top + cell)],
-                         fill=HIGHLIGHT_RGB)
+            mark.polygon([(x0 - 1, top + cell / 2), (x0 - 7, top), (x0 - 7, top + cell)], fill=_HIGHLIGHT)
 
     out = io.BytesIO()
     canvas.save(out, format="PNG", compress_level=1)
