@@ -11,6 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from course.batching import lengths_to_mask
 from course.vocab import PAD
 
+MAX_LENGTH_GROUPS = 4  # more distinct lengths than this in one batch: pack instead
+
 
 class EncoderOutput(NamedTuple):
     """Encoder states ``[B, S, H]`` (both directions concatenated), the final states, the key mask."""
@@ -69,16 +71,38 @@ class LSTMEncoder(nn.Module):
                 f"source ids must lie in [0, {self.embedding.num_embeddings}); got ids up to {int(src.max())}"
             )
         embedded = self.dropout(self.embedding(src))
-        if int(lengths.min()) == src.size(1):
-            # No padding anywhere (common with length-bucketed batches): packing would compute the
-            # same thing, several times slower on CPU.
-            outputs, (h, c) = self.lstm(embedded)
-        else:
-            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
-                                          enforce_sorted=False)
-            packed_out, (h, c) = self.lstm(packed)
-            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
+        outputs, (h, c) = self.run_lstm(embedded, lengths)
         if self.bidirectional:
             h = torch.cat([h[0::2], h[1::2]], dim=-1)  # [layers, B, 2H]
             c = torch.cat([c[0::2], c[1::2]], dim=-1)
         return EncoderOutput(outputs, h, c, lengths_to_mask(lengths, src.size(1)).to(src.device))
+
+    def run_lstm(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The LSTM over a padded batch, with padding kept out of the recurrence.
+
+        Packing does that in general, but on CPU a packed LSTM's backward pass is several times
+        slower than a plain one. Length-bucketed batches hold only a few distinct lengths, so
+        each group of equal length runs unpacked (exactly the same computation) and the groups
+        are put back in batch order; a batch with many distinct lengths is packed.
+        """
+        width = embedded.size(1)
+        distinct = torch.unique(lengths).tolist()
+        if len(distinct) > MAX_LENGTH_GROUPS:
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            packed_out, state = self.lstm(packed)
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=width)
+            return outputs, state
+        if distinct == [width]:
+            return self.lstm(embedded)
+        rows, outs, hs, cs = [], [], [], []
+        for n in distinct:
+            group = (lengths == n).nonzero().flatten().to(embedded.device)
+            out, (h, c) = self.lstm(embedded.index_select(0, group)[:, :n])
+            rows.append(group)
+            outs.append(nn.functional.pad(out, (0, 0, 0, width - n)))
+            hs.append(h)
+            cs.append(c)
+        order = torch.argsort(torch.cat(rows))  # back to the batch's own order
+        outputs = torch.cat(outs).index_select(0, order)
+        return outputs, (torch.cat(hs, 1).index_select(1, order), torch.cat(cs, 1).index_select(1, order))

@@ -26,6 +26,28 @@ def test_encoder_shapes_and_packing(toy_batch, bidirectional):
     torch.testing.assert_close(alone.outputs[0], out.outputs[0, : int(toy_batch.src_lengths[0])])
 
 
+@pytest.mark.parametrize("lengths", [[5, 3, 5, 2], [5, 4, 3, 2, 1, 5, 2]])
+def test_length_groups_equal_packing(lengths):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    enc = LSTMEncoder(20, 8, 6, num_layers=2, bidirectional=True)
+    lengths = torch.tensor(lengths)
+    src = torch.randint(4, 20, (len(lengths), 5)) * lengths_mask(lengths)
+    grouped = enc(src, lengths)
+    packed = pack_padded_sequence(enc.embedding(src), lengths, batch_first=True, enforce_sorted=False)
+    out, (h, c) = enc.lstm(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=5)
+    torch.testing.assert_close(grouped.outputs, out)
+    torch.testing.assert_close(grouped.hidden, torch.cat([h[0::2], h[1::2]], -1))
+    torch.testing.assert_close(grouped.cell, torch.cat([c[0::2], c[1::2]], -1))
+    grouped.outputs.sum().backward()  # gradients flow through the regrouping
+    assert enc.embedding.weight.grad.abs().sum() > 0
+
+
+def lengths_mask(lengths):
+    return (torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)).long()
+
+
 def test_encoder_unpadded_fast_path_equals_packing():
     enc = LSTMEncoder(20, 8, 6, num_layers=2, bidirectional=True)
     src = torch.randint(4, 20, (3, 5))
