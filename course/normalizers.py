@@ -41,30 +41,37 @@ def zero_outside(weights: Tensor, mask: Tensor | None) -> Tensor:
     return weights if mask is None else weights.masked_fill(~mask, 0.0)
 
 
-class SparsemaxNormalizer(nn.Module):
+class SparseNormalizer(nn.Module):
+    """A sparse mapping of the energies onto the simplex: weak keys get exactly 0."""
+
+    def __init__(self, temperature: float = 1.0):
+        super().__init__()
+        check_temperature(temperature)
+        self.temperature = temperature
+
+    @staticmethod
+    def mapping(scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        scaled, mask = masked_scaled(energies, mask, self.temperature)
+        return zero_outside(self.mapping(scaled), mask)
+
+
+class SparsemaxNormalizer(SparseNormalizer):
     """Sparsemax: the Euclidean projection of the energies onto the simplex; weak keys get exactly 0."""
 
-    def __init__(self, temperature: float = 1.0):
-        super().__init__()
-        check_temperature(temperature)
-        self.temperature = temperature
-
-    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
-        scaled, mask = masked_scaled(energies, mask, self.temperature)
-        return zero_outside(sparsemax(scaled, dim=-1), mask)
+    @staticmethod
+    def mapping(scores: Tensor) -> Tensor:
+        return sparsemax(scores, dim=-1)
 
 
-class Entmax15Normalizer(nn.Module):
+class Entmax15Normalizer(SparseNormalizer):
     """1.5-entmax: between softmax (dense) and sparsemax (sparsest); exact zeros, smoother weights."""
 
-    def __init__(self, temperature: float = 1.0):
-        super().__init__()
-        check_temperature(temperature)
-        self.temperature = temperature
-
-    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
-        scaled, mask = masked_scaled(energies, mask, self.temperature)
-        return zero_outside(entmax15(scaled, dim=-1), mask)
+    @staticmethod
+    def mapping(scores: Tensor) -> Tensor:
+        return entmax15(scores, dim=-1)
 
 
 def one_hot_at(index: Tensor, like: Tensor) -> Tensor:

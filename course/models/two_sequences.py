@@ -24,25 +24,15 @@ from course.attention import Attention, SoftmaxNormalizer, bahdanau_attention
 from course.batching import lengths_to_mask
 from course.encoder import check_lengths
 from course.models.outputs import ClassifierOutput
+from course.scores import GeneralScore
 from course.vocab import PAD
 
 PAIR_ATTENTIONS = ("none", "final", "word_by_word")
 PAIR_SCORES = ("additive", "bilinear")
 
 
-class BilinearScore(nn.Module):
-    """Luong's "general" score ``q^T W k``: a product, so it can match a word with its counterpart."""
-
-    def __init__(self, query_size: int, key_size: int):
-        super().__init__()
-        self.key_proj = nn.Linear(key_size, query_size, bias=False)
-
-    def prepare(self, keys: Tensor) -> Tensor:
-        return self.key_proj(keys)
-
-    def forward(self, query: Tensor, keys: Tensor, prepared: Tensor | None = None) -> Tensor:
-        projected = self.prepare(keys) if prepared is None else prepared
-        return query @ projected.transpose(1, 2)
+# Luong's "general" score q^T W k: a product, so it can match a word with its counterpart.
+BilinearScore = GeneralScore
 
 
 def run_lstm(lstm: nn.LSTM, embedded: Tensor, lengths: Tensor,
