@@ -116,22 +116,23 @@ def _is_constant(x: np.ndarray) -> bool:
     return x.size < 2 or bool(np.all(x == x[0]))
 
 
-def kendall_tau(a: Any, b: Any) -> float:
-    """Kendall tau-b between two 1-D score vectors; NaN when either is constant or length < 2."""
+def _rank_correlation(a: Any, b: Any, statistic: Any) -> float:
+    """A scipy rank statistic of two 1-D score vectors; NaN when either is constant or length < 2."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
     _pair(a, b)
     if _is_constant(a) or _is_constant(b):
         return math.nan
-    return float(stats.kendalltau(a, b).statistic)
+    return float(statistic(a, b).statistic)
+
+
+def kendall_tau(a: Any, b: Any) -> float:
+    """Kendall tau-b between two 1-D score vectors; NaN when either is constant or length < 2."""
+    return _rank_correlation(a, b, stats.kendalltau)
 
 
 def spearman(a: Any, b: Any) -> float:
     """Spearman rank correlation; NaN when either vector is constant or length < 2."""
-    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
-    _pair(a, b)
-    if _is_constant(a) or _is_constant(b):
-        return math.nan
-    return float(stats.spearmanr(a, b).statistic)
+    return _rank_correlation(a, b, stats.spearmanr)
 
 
 def _k_of(k: int | float, n: int) -> int:
