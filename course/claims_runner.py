@@ -81,24 +81,31 @@ def _execute(path: str, output: str, parameters: dict[str, Any], records: str, m
     start = time.monotonic()
     error = None
     try:
-        if inplace:
-            import nbformat
-            from nbclient import NotebookClient
+        import papermill
 
-            notebook = nbformat.read(path, as_version=4)
-            NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-            nbformat.write(notebook, path)
-        else:
-            import papermill
-
-            papermill.execute_notebook(path, output, parameters=parameters, cwd=str(Path(path).parent),
-                                       kernel_name="python3", progress_bar=False,
-                                       execution_timeout=timeout)
+        papermill.execute_notebook(path, output, parameters=parameters, cwd=str(Path(path).parent),
+                                   kernel_name="python3", progress_bar=False, execution_timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - reported per run, the other runs go on
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:500]
+        lines = str(exc).strip().splitlines()
+        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]
     found = [json.loads(line) for line in Path(records).read_text().splitlines() if line.strip()]
-    return {"records": found, "error": error, "seconds": round(time.monotonic() - start, 1)}
+    written = False
+    if inplace and error is None and all(r["holds"] is not False for r in found):
+        write_clean_copy(Path(output), Path(path))
+        written = True
+    return {"records": found, "error": error, "seconds": round(time.monotonic() - start, 1), "written": written}
+
+
+def write_clean_copy(executed: Path, lesson: Path) -> None:
+    """Write an executed notebook over the lesson without papermill's run metadata."""
+    notebook = json.loads(executed.read_text())
+    notebook["metadata"].pop("papermill", None)
+    for cell in notebook["cells"]:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    tmp = lesson.with_suffix(".ipynb.tmp")
+    tmp.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(lesson)
 
 
 def load_results(directory: Path = LESSONS_DIR) -> dict[str, Any]:
@@ -195,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broken", action="store_true", help="also run the broken-mechanism configurations")
     parser.add_argument("--broken-only", action="store_true", help="run only the broken-mechanism configurations")
     parser.add_argument("--inplace", action="store_true",
-                        help="execute the lesson file itself for its default seed (committed outputs) "
-                             "instead of a papermill copy")
+                        help="write the default-seed run back over the lesson (its committed outputs) "
+                             "when every claim held")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run side by side (one thread each)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds a cell may run")
     parser.add_argument("--keep", type=Path, help="keep the executed copies in this folder")
@@ -223,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.broken_only:
             for seed in args.seeds:
                 inplace = args.inplace and seed == 0 and not overrides
-                jobs.append((path, ("seed", str(seed)), {**overrides, "SEED": seed}, inplace))
+                # the default seed runs with no injected parameters: the very run a reader makes
+                params = {} if seed == 0 and not overrides else {**overrides, "SEED": seed}
+                jobs.append((path, ("seed", str(seed)), params, inplace))
         if args.broken or args.broken_only:
             for run in BROKEN_RUNS.get(path.stem, []):
                 jobs.append((path, ("broken", run.label), {**overrides, **run.parameters, "SEED": 0}, False))
@@ -239,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, (path, key, params, inplace) in enumerate(jobs):
             out = keep / f"{path.stem}.{key[0]}-{i}.ipynb"
             records = keep / f"{path.stem}.{key[0]}-{i}.jsonl"
-            mode = "assert" if inplace else "record"
+            mode = "record"  # every claim is recorded; an in-place copy is written only if all held
             futures[pool.submit(_execute, str(path), str(out), params, str(records), mode, inplace,
                                 args.timeout)] = (path, key, params)
         for future in as_completed(futures):
@@ -253,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 entry.setdefault("broken", {})[key[1]] = {**outcome, "parameters": {k: v for k, v in params.items()
                                                                                      if k != "SEED"},
-                                                          "seed": params["SEED"]}
+                                                          "seed": params.get("SEED", 0)}
                 bad = [r["name"] for r in outcome["records"] if r["kind"] == "claim" and not r["holds"]]
             print(f"{path.stem} {key[0]} {key[1]}: {outcome['seconds']:.0f} s, "
                   f"{len(outcome['records'])} records, failing: {bad or 'none'}"
