@@ -43,7 +43,7 @@ TASKS: dict[str, TaskSpec] = {
                       "multilingual dates (8 babel locales) to ISO 8601"),
     "reorder": TaskSpec(reorder.generate, {"train": 12000, "valid": 600, "test": 1200},
                         {"train": 21, "valid": 22, "test": 23},
-                        "English-like SVO to a verb-final language, 3 to 50 tokens"),
+                        "English-like SVO to a verb-final language, 5 to 50 tokens"),
     "reviews": TaskSpec(reviews.generate, {"train": 2000, "valid": 300, "test": 500},
                         {"train": 31, "valid": 32, "test": 33},
                         "long reviews (100-400 tokens) labelled by 1-3 planted cue phrases",

@@ -1,4 +1,4 @@
-"""A translation-like task with reordering and many-to-one alignments, 3 to 50 tokens long.
+"""A translation-like task with reordering and many-to-one alignments, 5 to 50 tokens long.
 
 The source is English-like (subject-verb-object, adjectives before nouns, prepositions); the
 target is a made-up verb-final language (subject, place, object, verb; adjectives after nouns;
