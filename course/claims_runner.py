@@ -13,12 +13,15 @@ the evidence that the claims can fail.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +109,17 @@ def write_clean_copy(executed: Path, lesson: Path) -> None:
     tmp = lesson.with_suffix(".ipynb.tmp")
     tmp.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(lesson)
+
+
+@contextmanager
+def results_lock(directory: Path = LESSONS_DIR) -> Iterator[None]:
+    """Serialise read-modify-write of claims.json between runners started side by side."""
+    with open(directory / ".claims.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_results(directory: Path = LESSONS_DIR) -> dict[str, Any]:
@@ -208,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds a cell may run")
     parser.add_argument("--keep", type=Path, help="keep the executed copies in this folder")
     parser.add_argument("--render", action="store_true", help="only re-render CLAIMS.md from claims.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip runs already recorded without error in claims.json (an interrupted run goes on)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs without executing them")
     args = parser.parse_args(argv)
 
@@ -236,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.broken or args.broken_only:
             for run in BROKEN_RUNS.get(path.stem, []):
                 jobs.append((path, ("broken", run.label), {**overrides, **run.parameters, "SEED": 0}, False))
+    if args.resume:
+        def done(path: Path, key: tuple[str, str]) -> bool:
+            entry = results.get(path.stem, {}).get("seeds" if key[0] == "seed" else "broken", {}).get(key[1])
+            return bool(entry) and entry.get("error") is None
+        jobs = [job for job in jobs if not done(job[0], job[1])]
     if args.dry_run:
         for path, key, params, inplace in jobs:
             print(f"{path.stem}: {key[0]} {key[1]} {params}{' (in place)' if inplace else ''}")
@@ -254,20 +275,21 @@ def main(argv: list[str] | None = None) -> int:
         for future in as_completed(futures):
             path, key, params = futures[future]
             outcome = future.result()
-            entry = results.setdefault(path.stem, {})
-            if key[0] == "seed":
-                entry.setdefault("seeds", {})[key[1]] = outcome
-                bad = [r["name"] for r in outcome["records"] if r["kind"] == "claim" and not r["holds"]]
-                failed += bool(bad or outcome["error"])
-            else:
-                entry.setdefault("broken", {})[key[1]] = {**outcome, "parameters": {k: v for k, v in params.items()
-                                                                                     if k != "SEED"},
-                                                          "seed": params.get("SEED", 0)}
-                bad = [r["name"] for r in outcome["records"] if r["kind"] == "claim" and not r["holds"]]
+            bad = [r["name"] for r in outcome["records"] if r["kind"] == "claim" and not r["holds"]]
+            with results_lock():
+                results = load_results()  # another runner may have recorded other lessons meanwhile
+                entry = results.setdefault(path.stem, {})
+                if key[0] == "seed":
+                    entry.setdefault("seeds", {})[key[1]] = outcome
+                    failed += bool(bad or outcome["error"])
+                else:
+                    entry.setdefault("broken", {})[key[1]] = {
+                        **outcome, "parameters": {k: v for k, v in params.items() if k != "SEED"},
+                        "seed": params.get("SEED", 0)}
+                save_results(results)
             print(f"{path.stem} {key[0]} {key[1]}: {outcome['seconds']:.0f} s, "
                   f"{len(outcome['records'])} records, failing: {bad or 'none'}"
                   + (f", error: {outcome['error']}" if outcome["error"] else ""), flush=True)
-            save_results(results)
     print(f"wrote {LESSONS_DIR / TABLE_NAME}; executed copies in {keep}")
     return 1 if failed else 0
 
