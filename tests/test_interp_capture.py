@@ -57,7 +57,7 @@ def test_selection_matching_nothing_names_the_closest_modules():
     assert "encoder" in msg  # lists existing names
     with pytest.raises(ModuleSelectionError, match="types present: .*LSTM"):
         select_modules(make_seq2seq(), nn.GRU)
-    with pytest.raises(ModuleSelectionError, match="no attention-like module"):
+    with pytest.raises(ModuleSelectionError, match="no attention module"):
         select_modules(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(TypeError, match="nn.Module"):
         select_modules("not a model")  # type: ignore[arg-type]
@@ -117,7 +117,7 @@ def test_stack_pads_growing_keys_with_zeros_and_rejects_mismatched_batches():
         stack_calls([], "m")
 
 
-def test_nan_weights_warn_with_module_and_call():
+def test_nan_weights_are_refused_with_module_and_call():
     class NaNAttention(nn.Module):
         def forward(self, x):
             w = torch.softmax(x, -1)
@@ -125,26 +125,43 @@ def test_nan_weights_warn_with_module_and_call():
             return x, w
 
     model = nn.Sequential(NaNAttention())
-    with interp.capture(model, "0") as cap:
-        model(torch.randn(2, 3, 4))
-        model(torch.randn(2, 3, 4))
-    with pytest.warns(RuntimeWarning) as warned:
-        cap.calls("0")  # checked once when read, not inside every forward
-    assert [str(w.message).split(";")[0] for w in warned] == [
-        f"interp: NaN attention weights from 0 (NaNAttention) on call {i}" for i in (0, 1)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert cap["0"].shape == (2, 6, 4)  # already reported: no second warning
+    with pytest.raises(interp.InvalidWeightsError, match=r"'0' \(NaNAttention\).*not finite.*1 NaN"):
+        with interp.capture(model, "0"):
+            model(torch.randn(2, 3, 4))
+    with pytest.warns(RuntimeWarning, match="not finite") as warned:
+        with interp.capture(model, "0", strict=False) as cap:
+            model(torch.randn(2, 3, 4))
+            model(torch.randn(2, 3, 4))
+    assert len([w for w in warned if "not finite" in str(w.message)]) == 1  # once per module
+    assert "0" not in cap and cap.records == []  # never recorded as attention
+
+
+def test_selecting_a_building_block_names_the_attention_modules_meant():
+    model = make_seq2seq()
+    with pytest.raises(ModuleSelectionError) as err:
+        interp.capture(model, "attention.*")
+    msg = str(err.value)
+    assert "'attention.wq' is a Linear" in msg and "not attention modules" in msg
+    assert "did you mean attention (Additive)" in msg
+    with pytest.raises(ModuleSelectionError, match="no module of a known attention class"):
+        interp.capture(nn.Sequential(nn.Linear(4, 4)), "0")
+    with pytest.warns(RuntimeWarning, match="skipping 'attention.v' is a Linear"):
+        cap = interp.capture(model, ["attention", "attention.v"], strict=False)
+    assert cap.names == ["attention"]
 
 
 def test_module_without_extractor_says_how_to_register_one():
-    model = nn.Sequential(nn.Linear(4, 4))
+    class Mixer(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    model = nn.Sequential(Mixer())
     with pytest.raises(ExtractionError) as err:
         with interp.capture(model, "0"):
             model(torch.randn(2, 4))
     msg = str(err.value)
-    assert "'0' (Linear)" in msg and "Tensor of shape (2, 4)" in msg
-    assert "@interp.register_extractor(Linear)" in msg
+    assert "'0' (Mixer)" in msg and "Tensor of shape (2, 4)" in msg
+    assert "@interp.register_extractor(Mixer)" in msg and "inline=True" in msg
     assert interp.hooks_attached(model) == 0
     with pytest.warns(RuntimeWarning, match="register_extractor"):
         with interp.capture(model, "0", strict=False) as cap:
@@ -153,7 +170,7 @@ def test_module_without_extractor_says_how_to_register_one():
     assert "0" not in cap
 
 
-def test_wrong_rank_from_extractor_is_reported():
+def test_wrong_rank_and_unnormalised_weights_are_reported():
     class Odd(nn.Module):
         def forward(self, x):
             return x, torch.ones(2, 3, 4)
@@ -162,10 +179,15 @@ def test_wrong_rank_from_extractor_is_reported():
         def forward(self, x):
             return type("O", (), {"weights": torch.ones(5)})()
 
-    with pytest.raises(ExtractionError, match=r"got shape \(5,\)"):
+    with pytest.raises(interp.InvalidWeightsError, match=r"wrong rank \(shape \(5,\)"):
         with interp.capture(nn.Sequential(Weird()), "0") as cap:
             cap.model(torch.ones(1))
-    with interp.capture(nn.Sequential(Odd()), "0") as cap:
+    with pytest.raises(interp.InvalidWeightsError) as err:
+        with interp.capture(nn.Sequential(Odd()), "0") as cap:
+            cap.model(torch.ones(1))
+    assert "rows do not sum to 1" in str(err.value) and "row sums from 4 to 4" in str(err.value)
+    assert "normalized=False" in str(err.value)
+    with interp.capture(nn.Sequential(Odd()), "0", normalized=False) as cap:  # explicit switch
         cap.model(torch.ones(1))
     assert cap["0"].shape == (2, 3, 4)
 
@@ -208,10 +230,9 @@ def test_nested_captures_each_record_and_clean_up():
     model, batch = make_seq2seq(), toy_batch()
     with interp.capture(model, "attention") as outer:
         run(model, batch)
-        with pytest.warns(RuntimeWarning, match="attention.v"):
-            with interp.capture(model, ["attention", "attention.v"], strict=False) as inner:
-                assert interp.hooks_attached(model) == 3
-                run(model, batch)
+        with interp.capture(model, ["attention"]) as inner:
+            assert interp.hooks_attached(model) == 2
+            run(model, batch)
         assert interp.hooks_attached(model) == 1
         run(model, batch)
     assert interp.hooks_attached(model) == 0

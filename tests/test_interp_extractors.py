@@ -85,7 +85,7 @@ def test_entry_point_plugins_register_extractors(tmp_path, monkeypatch, clean_re
 
         class Mixer(nn.Module):
             def forward(self, x):
-                return x, {"attn": torch.ones(x.shape[0], 1, 3)}
+                return x, {"attn": torch.full((x.shape[0], 1, 3), 1 / 3)}
 
         def register():
             @interp.register_extractor(Mixer)
@@ -107,15 +107,15 @@ def test_entry_point_plugins_register_extractors(tmp_path, monkeypatch, clean_re
     monkeypatch.delitem(sys.modules, "interp_broken_plugin", raising=False)
 
 
-def test_duck_typed_outputs():
-    duck = extractors._duck_weights
+def test_fallback_reads_weights_attribute_or_pair_and_never_guesses_longer_tuples():
+    read = extractors._fallback_extract
     w = torch.rand(2, 3, 4)
-    assert duck((torch.zeros(1), w)) is w
-    assert duck([torch.zeros(1), w, "extra"]) is w
-    assert duck(type("O", (), {"weights": w})()) is w
-    assert duck((torch.zeros(1), torch.zeros(5))) is None  # rank 1 is not attention
-    assert duck(torch.zeros(2, 3, 4)) is None
-    assert duck((w,)) is None
+    assert read(None, (torch.zeros(1), w)) is w
+    assert read(None, [torch.zeros(1), w]) is w
+    assert read(None, type("O", (), {"weights": w})()) is w
+    assert read(None, (torch.zeros(1), w, "extra")) is None  # (out, state, weights)? not guessed
+    assert read(None, torch.zeros(2, 3, 4)) is None
+    assert read(None, (w,)) is None
 
 
 class TestHuggingFace:
