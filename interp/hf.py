@@ -28,11 +28,11 @@ from collections.abc import Callable
 from torch import nn
 
 from .extractors import (
+    _BY_NAME,
     OUTPUT_BIAS_WEIGHTS,
     OUTPUT_WEIGHTS,
-    Extractor,
     ExtractFn,
-    _BY_NAME,
+    Extractor,
     _patches,
 )
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .extractors import Deliver, Extractor, _patches, _REGISTRY
+from .extractors import _REGISTRY, Deliver, Extractor, _patches
 
 _MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 _LAYER_SIGNATURE = inspect.signature(nn.TransformerEncoderLayer.forward)
