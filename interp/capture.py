@@ -344,15 +344,15 @@ class Capture:
         assert ext is not None  # every module has the fallback
         undo: list[Callable[[], None]] = []
         try:
-            if ext.setup is not None:
-                undo.append(ext.setup(module, self.root))
 
             def deliver(mod: nn.Module, weights: Tensor | None, output: Any) -> None:
                 self._deliver(name, mod, weights, output, ext, None)
 
-            if ext.attach is not None:
+            if ext.attach is not None:  # custom wiring does its own setup
                 undo.append(ext.attach(name, module, self.root, deliver, thread))
             else:
+                if ext.setup is not None:
+                    undo.append(ext.setup(module, self.root))
 
                 def hook(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
                     if threading.get_ident() == thread:

@@ -59,7 +59,8 @@ class Extractor:
     root)``, if given, runs when a capture attaches and returns a function that undoes it (the
     eager-attention switch of a Hugging Face module). ``attach`` replaces the default forward
     hook for modules whose weights must be computed elsewhere (see
-    :mod:`interp.torch_attention`). ``name`` describes it in errors and ``python -m interp
+    :mod:`interp.torch_attention`); it then applies any setup itself, and ``setup`` is only
+    what an extractor registered over this one inherits. ``name`` describes it in errors and ``python -m interp
     modules``; ``setup_name`` names the setup.
     """
 
@@ -314,7 +315,8 @@ def describe(module: nn.Module) -> str:
     ext = find_extractor(module)
     if ext is None:
         return "none"
-    applies = ext.setup_name and (ext.setup is not hf.eager_setup or hf.is_hf_module(module))
+    applies = ext.setup_name and ext.attach is None and (
+        ext.setup is not hf.eager_setup or hf.is_hf_module(module))
     return ext.name + (f" + {ext.setup_name}" if applies else "")
 
 

@@ -1,11 +1,18 @@
 """Hugging Face attention classes: which element of their output holds the weights, and the switch.
 
-Only the eager attention implementation materialises the weights (SDPA and flash kernels never
-form them), so while a capture is attached the module's ``config._attn_implementation`` is set
-to ``"eager"`` and restored afterwards (reference-counted across overlapping captures). A model
-loaded with ``attn_implementation="eager"`` therefore computes exactly what it computes without
-capture; one on SDPA computes the same attention with the eager kernel, equal up to float
-rounding. Classes are registered by qualified name, so ``transformers`` is never imported here.
+How the weights are read depends on the implementation the module runs with:
+
+- ``"eager"`` returns the weights: they are read from the output, nothing is changed;
+- ``"sdpa"`` never forms them: the module keeps running on SDPA, and the weights
+  ``softmax(q k^T * scale + mask)`` are recomputed from the arguments of its
+  ``F.scaled_dot_product_attention`` call (:mod:`interp.inline`), so outputs stay bit-identical;
+- anything else (flash kernels, ...): the module's ``config._attn_implementation`` is set to
+  ``"eager"`` while captured and restored afterwards (reference-counted across overlapping
+  captures); outputs then agree with the uncaptured ones up to float rounding.
+
+An extractor registered for one of these classes keeps the eager switch (:func:`eager_setup`)
+unless registered with ``setup=False``. Classes are registered by qualified name, so
+``transformers`` is never imported here.
 
 Tested families and layouts (transformers 5.x):
 
@@ -23,14 +30,19 @@ T5             ``T5Attention`` (encoder, decoder, cross)      ``(output, bias, w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
+from . import inline
 from .extractors import (
     _BY_NAME,
     OUTPUT_BIAS_WEIGHTS,
     OUTPUT_WEIGHTS,
+    AttachFn,
+    Deliver,
     ExtractFn,
     Extractor,
     _patches,
@@ -85,9 +97,35 @@ def eager_setup(module: nn.Module, root: nn.Module) -> Callable[[], None]:
     return _patches.acquire(config, "attn_implementation", apply)
 
 
+def _attach_for(layout: ExtractFn) -> AttachFn:
+    def attach(name: str, module: nn.Module, root: nn.Module, deliver: Deliver, thread: int
+               ) -> Callable[[], None]:
+        if implementation(module) == "sdpa":
+            return inline.attach(module, frozenset({"sdpa"}),
+                                 lambda mod, weights, site: deliver(mod, weights, None), thread)
+        release = eager_setup(module, root)
+
+        def hook(mod: nn.Module, args: tuple, output: Any) -> None:
+            if threading.get_ident() == thread:
+                deliver(mod, layout(mod, output), output)
+
+        handle = module.register_forward_hook(hook)
+
+        def undo() -> None:
+            handle.remove()
+            release()
+
+        return undo
+
+    return attach
+
+
 for _name, _layout in FAMILIES.items():
     _BY_NAME[_name] = Extractor(
-        _layout, eager_setup, f"Hugging Face {_layout.__name__}", setup_name=EAGER_SWITCH
+        _layout, eager_setup,
+        f"Hugging Face {_layout.__name__}; on SDPA recomputed from the SDPA call, on other "
+        f"kernels with the eager switch",
+        attach=_attach_for(_layout), setup_name=EAGER_SWITCH,
     )
 
 __all__ = ["EAGER_SWITCH", "FAMILIES", "eager_setup", "implementation", "is_hf_module"]

@@ -62,12 +62,15 @@ def sdpa_weights(query: Tensor, key: Tensor, value: Tensor | None = None,
             k = k.repeat_interleave(q.size(-3) // k.size(-3), dim=-3)
         factor = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
         scores = q @ k.transpose(-2, -1) * factor
+        # The most negative float rather than -inf: a row with every key masked comes out
+        # uniform, as with the additive masks of eager implementations, instead of NaN.
+        lowest = torch.finfo(scores.dtype).min
         if is_causal:
             keep = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
-            scores = scores.masked_fill(~keep, float("-inf"))
+            scores = scores.masked_fill(~keep, lowest)
         if attn_mask is not None:
             if attn_mask.dtype == torch.bool:
-                scores = scores.masked_fill(~attn_mask, float("-inf"))
+                scores = scores.masked_fill(~attn_mask, lowest)
             else:
                 scores = scores + attn_mask.float()
         return torch.softmax(scores, dim=-1).to(query.dtype)
