@@ -151,7 +151,9 @@ def capture_dataset(
 
     bar = tqdm(total=total, disable=not progress, unit="batch", desc=f"capture {run}")
     try:
-        with Capture(model, modules, dtype=dtype) as cap:
+        cap = Capture(model, modules, dtype=dtype)
+        cap._warn_idle = False  # reported below, with the batch counts
+        with cap:
             for index, batch in enumerate(batches):
                 if not isinstance(batch, Mapping) or "ids" not in batch:
                     raise TypeError(
