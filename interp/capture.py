@@ -282,6 +282,8 @@ class Capture:
         self._thread: int | None = None
         self._seen = 0
         self._warn_idle = True  # capture_dataset reports an idle run itself
+        #: ``{module name: first error message}`` for modules skipped with ``strict=False``.
+        self.problems: dict[str, str] = {}
 
     def _check_selection(self, chosen: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
         if self.inline:
@@ -424,6 +426,7 @@ class Capture:
     def _fail(self, name: str, msg: str, error: type[ExtractionError]) -> None:
         if self.strict:
             raise error(msg)
+        self.problems.setdefault(name, msg)
         if name not in self._warned:
             self._warned.add(name)
             warnings.warn("interp: " + msg, RuntimeWarning, stacklevel=4)

@@ -390,6 +390,6 @@ from . import hf, torch_attention  # noqa: E402,F401 - register the built-in ext
 # The fallback keeps the eager switch for Hugging Face classes outside the tested families, so an
 # extractor registered for one of them inherits it (a no-op for every other module).
 _FALLBACK = Extractor(
-    _fallback_extract, hf.eager_setup, "fallback: .weights or (context, weights)",
+    _fallback_extract, hf.eager_setup, "fallback when selected by name: .weights or (context, weights)",
     setup_name=hf.EAGER_SWITCH,
 )

@@ -129,3 +129,26 @@ def test_inline_sdpa_weights_recomputed_and_output_unchanged():
     assert float((cap[""] - expected).abs().max()) <= 1e-6
     with pytest.raises(ValueError, match="inline= takes"):
         interp.capture(block, "", inline="tanh")
+
+
+def probe_batches():
+    """Batches for ``python -m interp modules --data`` (the CLI test below)."""
+    return [{"inputs": data()}]
+
+
+def test_cli_modules_shows_extractor_and_probe_validation(clean_registry, capsys, monkeypatch):
+    from interp.__main__ import main
+
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    interp.register_extractor(InlineDecoder, interp.tuple_item(1, "(output, hidden)"))
+    assert main(["modules", "--model", "test_interp_inline:Model",
+                 "--data", "test_interp_inline:probe_batches"]) == 0
+    lines = {line.split("\t")[0].strip("* "): line for line in capsys.readouterr().out.splitlines()}
+    assert lines["decoder"].startswith("* decoder\tInlineDecoder\t(output, hidden)\tFAILS:")
+    assert "negative values" in lines["decoder"]
+    assert lines["decoder.score"].split("\t")[2] == "not attention (building block)"
+    interp.register_extractor(InlineDecoder, interp.OUTPUT_STATE_WEIGHTS)
+    assert main(["modules", "--model", "test_interp_inline:Model",
+                 "--data", "test_interp_inline:probe_batches"]) == 0
+    out = capsys.readouterr().out
+    assert "* decoder\tInlineDecoder\t(output, state, weights)\tok: 4 call(s), [3, 1, 5] valid" in out
