@@ -440,7 +440,7 @@ class Capture:
             f"extractor: interp.register_extractor({cls}, interp.OUTPUT_STATE_WEIGHTS) or "
             f"@interp.register_extractor({cls})"
         ]
-        if finding.reason == "rows do not sum to 1":
+        if finding.reason == "rows sum to more than 1":
             if module.training and _has_dropout(module):
                 todo.insert(0, "the module is in training mode: attention dropout rescales "
                                "rows, so capture in eval mode")

@@ -185,7 +185,7 @@ def test_wrong_rank_and_unnormalised_weights_are_reported():
     with pytest.raises(interp.InvalidWeightsError) as err:
         with interp.capture(nn.Sequential(Odd()), "0") as cap:
             cap.model(torch.ones(1))
-    assert "rows do not sum to 1" in str(err.value) and "row sums from 4 to 4" in str(err.value)
+    assert "rows sum to more than 1" in str(err.value) and "row sums from 4 to 4" in str(err.value)
     assert "normalized=False" in str(err.value)
     with interp.capture(nn.Sequential(Odd()), "0", normalized=False) as cap:  # explicit switch
         cap.model(torch.ones(1))
