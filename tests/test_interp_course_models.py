@@ -8,8 +8,9 @@ import torch
 from test_course_variants_models import VARIANTS
 
 import interp
-from conftest import make_model
 from course.seeding import seed_everything
+
+from conftest import make_model
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
