@@ -264,8 +264,8 @@ class Capture:
             raise TypeError(f"capture needs an nn.Module, got {type(model).__name__}")
         self.model = model
         self.root = compiled.unwrap(model)
-        if self.root is not model and isinstance(modules, str) and modules.startswith(compiled.PREFIX):
-            modules = modules[len(compiled.PREFIX):]
+        if self.root is not model:
+            modules = _strip_compiled_prefix(modules)
         self.inline = _inline_kinds(inline)
         self.strict = strict
         self.selected = self._check_selection(select_modules(self.root, modules))
@@ -466,6 +466,15 @@ class Capture:
                 f"Hugging Face classes with setup=None (the default keeps the eager switch), or "
                 f"load the model with attn_implementation='eager'."
             )
+        elif isinstance(module, nn.MultiheadAttention):
+            msg = (
+                f"cannot read attention weights from {name!r} ({label}): its extractor "
+                f"{ext.name if ext else '?'!r} got {_summarise(output)}; nn.MultiheadAttention "
+                f"returns no weights when called with need_weights=False (as the Transformer "
+                f"layers do). The built-in extractor recomputes them beside the call: unregister "
+                f"yours (interp.unregister_extractor(nn.MultiheadAttention)), or compute them in "
+                f"it with interp.torch_attention.mha_weights."
+            )
         elif isinstance(output, (tuple, list)) and len(output) > 2:
             msg = (
                 f"cannot read attention weights from {name!r} ({label}): its output is "
@@ -533,6 +542,17 @@ class Capture:
             calls.clear()
         for sites in self._sites.values():
             sites.clear()
+
+
+def _strip_compiled_prefix(modules: Selection) -> Selection:
+    """Let names of a ``torch.compile`` wrapper (``_orig_mod.x``) select in the original model."""
+
+    def strip(s: Any) -> Any:
+        return s[len(compiled.PREFIX):] if isinstance(s, str) and s.startswith(compiled.PREFIX) else s
+
+    if isinstance(modules, (list, tuple)):
+        return [strip(s) for s in modules]
+    return strip(modules)
 
 
 def _has_dropout(module: nn.Module) -> bool:

@@ -191,11 +191,16 @@ def _previous(module_type: type | str) -> Extractor | None:
 
 
 def unregister_extractor(module_type: type[nn.Module] | str) -> None:
-    """Remove the extractor registered for exactly ``module_type`` (no error if there is none)."""
+    """Remove the extractor registered for exactly ``module_type`` (no error if there is none);
+    a built-in one registered over comes back."""
     if isinstance(module_type, str):
         _BY_NAME.pop(module_type, None)
+        if module_type in _BUILTIN_BY_NAME:
+            _BY_NAME[module_type] = _BUILTIN_BY_NAME[module_type]
     else:
         _REGISTRY.pop(module_type, None)
+        if module_type in _BUILTIN:
+            _REGISTRY[module_type] = _BUILTIN[module_type]
 
 
 def load_plugins(force: bool = False) -> list[str]:
@@ -386,6 +391,8 @@ __all__ = [
 ]
 
 from . import hf, torch_attention  # noqa: E402,F401 - register the built-in extractors
+
+_BUILTIN, _BUILTIN_BY_NAME = dict(_REGISTRY), dict(_BY_NAME)
 
 # The fallback keeps the eager switch for Hugging Face classes outside the tested families, so an
 # extractor registered for one of them inherits it (a no-op for every other module).

@@ -10,7 +10,8 @@ or its submodules turns off its fused inference fast path (and ``nn.TransformerE
 nested-tensor path, whose padded rows come back as exact zeros). Instead the layer's ``forward``
 is wrapped while captured: the layer runs unchanged, then the weights are recomputed from its
 input (nested inputs are padded back, with their lengths as the key padding mask; the weights
-then span the longest sequence of the batch).
+then span the longest sequence of the batch). Calls of that ``self_attn`` made directly, not
+through its layer, are not seen.
 """
 
 from __future__ import annotations

@@ -106,6 +106,33 @@ def test_dtype_cast_and_function_form():
     torch.testing.assert_close(kw["attention"], cap["attention"])
 
 
+def test_calls_from_different_inputs_are_not_stacked_into_one_tensor():
+    model = make_seq2seq()
+    with interp.capture(model, "attention") as cap:
+        run(model, toy_batch(src_len=6))
+        run(model, toy_batch(src_len=4))
+    with pytest.raises(ValueError, match="call 5 has 4 keys after a call with 6"):
+        cap["attention"]
+    assert len(cap.calls("attention")) == 10  # still readable one by one
+    cap.clear()
+
+
+def test_a_module_changing_layout_between_calls_is_refused():
+    class Flip(nn.Module):
+        heads = False
+
+        def forward(self, x):
+            w = torch.softmax(x, -1)
+            return x, (w[:, None].expand(-1, 2, -1, -1) if self.heads else w)
+
+    model = nn.Sequential(Flip())
+    with pytest.raises(interp.InvalidWeightsError, match="inconsistent across calls"):
+        with interp.capture(model, "0"):
+            model(torch.randn(2, 3, 4))
+            model[0].heads = True
+            model(torch.randn(2, 3, 4))
+
+
 def test_stack_pads_growing_keys_with_zeros_and_rejects_mismatched_batches():
     calls = [torch.full((2, 1, k), 1.0 / k) for k in (1, 2, 3)]
     stacked = stack_calls(calls, "self")

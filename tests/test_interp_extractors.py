@@ -156,3 +156,19 @@ class TestHuggingFace:
             with interp.capture(model, "encoder.layer.*.attention.self") as cap:
                 model(input_ids=ids)
         torch.testing.assert_close(cap["encoder.layer.1.attention.self"], expected[1])
+
+
+def test_user_extractor_for_mha_without_weights_says_why(clean_registry):
+    @interp.register_extractor(nn.MultiheadAttention)
+    def second(module, output):
+        return output[1]
+
+    layer = nn.TransformerDecoderLayer(8, 2, 16, batch_first=True).eval()
+    with pytest.raises(interp.ExtractionError, match="need_weights=False .*unregister"):
+        with torch.no_grad(), interp.capture(layer, "self_attn"):
+            layer(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    interp.unregister_extractor(nn.MultiheadAttention)  # the built-in comes back
+    assert interp.find_extractor(layer.self_attn).name.startswith("nn.MultiheadAttention per head")
+    with torch.no_grad(), interp.capture(layer, "self_attn") as cap:
+        layer(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    assert cap["self_attn"].shape == (2, 2, 3, 3)
