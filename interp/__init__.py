@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from .capture import (
     Capture,
     ExtractionError,
+    InvalidWeightsError,
     ModuleSelectionError,
     Record,
+    attention_modules,
     capture,
     capture_attention,
     hooks_attached,
@@ -25,10 +27,15 @@ from .capture import (
     stack_calls,
 )
 from .extractors import (
+    OUTPUT_BIAS_WEIGHTS,
+    OUTPUT_STATE_WEIGHTS,
+    OUTPUT_WEIGHTS,
     Extractor,
     find_extractor,
+    is_attention,
     load_plugins,
     register_extractor,
+    tuple_item,
     unregister_extractor,
 )
 
@@ -52,28 +59,35 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "OUTPUT_BIAS_WEIGHTS",
+    "OUTPUT_STATE_WEIGHTS",
+    "OUTPUT_WEIGHTS",
     "Capture",
     "CaptureReport",
     "CorruptRecordError",
     "ExtractionError",
     "Extractor",
+    "InvalidWeightsError",
     "ModuleSelectionError",
     "Record",
     "ShapeMismatchError",
     "Store",
     "StoreError",
     "StoredRecord",
+    "attention_modules",
     "capture",
     "capture_attention",
     "capture_dataset",
     "find_extractor",
     "fingerprint",
     "hooks_attached",
+    "is_attention",
     "load_plugins",
     "open_store",
     "register_extractor",
     "select_modules",
     "stack_calls",
+    "tuple_item",
     "unregister_extractor",
 ]
 

@@ -2,7 +2,7 @@
 
     python -m interp capture --model pkg.mod:make_model --data pkg.mod:batches \\
         --store out.sqlite --modules 'encoder.*attn' --run baseline
-    python -m interp modules --model pkg.mod:make_model     # names, types, extractors
+    python -m interp modules --model pkg.mod:make_model [--data pkg.mod:batches]  # extractors, probe
     python -m interp info out.sqlite                         # counts per run/model/module/kind
     python -m interp ls out.sqlite --run baseline --limit 20
     python -m interp check out.sqlite                        # integrity + every array's checksum
@@ -86,24 +86,64 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 def _cmd_modules(args: argparse.Namespace) -> int:
     import torch.nn as nn
 
-    from .capture import select_modules
+    from .capture import ModuleSelectionError, is_building_block, select_modules
     from .extractors import describe
 
     model = load_object(args.model, what="model")
     if not isinstance(model, nn.Module):
         raise SystemExit(f"error: --model {args.model} gave a {type(model).__name__}, not an nn.Module")
-    from .capture import ModuleSelectionError
-
     try:
         auto = {n for n, _ in select_modules(model, None)} if args.mark_auto else set()
     except ModuleSelectionError:
         auto = set()
+    probe = _probe(model, args) if args.data else {}
     for name, module in model.named_modules():
         mark = "*" if name in auto else " "
-        print(f"{mark} {name or '(root)'}\t{type(module).__name__}\t{describe(module)}")
+        how = "not attention (building block)" if is_building_block(module) else describe(module)
+        status = f"\t{probe[name]}" if name in probe else ""
+        print(f"{mark} {name or '(root)'}\t{type(module).__name__}\t{how}{status}")
     if args.mark_auto:
         print("(* = selected when no --modules is given)")
+    if args.data:
+        print("(last column: a probe forward on the first batch of --data, validated as attention)")
     return 0
+
+
+def _probe(model: Any, args: argparse.Namespace) -> dict[str, str]:
+    """Run the first batch of ``--data`` under a lenient capture: per module, ok or why not."""
+    import warnings
+    from collections.abc import Mapping
+
+    import torch
+
+    from .capture import Capture, call_model
+
+    data = load_object(args.data, what="data")
+    try:
+        batch = next(iter(data))
+    except StopIteration:
+        raise SystemExit(f"error: --data {args.data} yielded no batch to probe with") from None
+    inputs = batch["inputs"] if isinstance(batch, Mapping) and "inputs" in batch else batch
+    modules: Any = None
+    if args.modules:
+        modules = args.modules if len(args.modules) > 1 else args.modules[0]
+    model.eval()
+    cap = Capture(model, modules, strict=False)
+    cap._warn_idle = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with cap, torch.no_grad():
+            call_model(model, inputs)
+    result = {}
+    for name in cap.names:
+        if name in cap.problems:
+            result[name] = "FAILS: " + cap.problems[name].split(". To fix")[0].split("\n")[0]
+        elif name in cap:
+            calls = cap.calls(name)
+            result[name] = f"ok: {len(calls)} call(s), {list(calls[0].shape)} valid attention"
+        else:
+            result[name] = "not called by the probe forward"
+    return result
 
 
 def _open(path: str, readonly: bool = True) -> Any:
@@ -203,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("modules", help="list a model's module names, types and extractors")
     m.add_argument("--model", required=True)
     m.add_argument("--no-auto", dest="mark_auto", action="store_false", help="do not mark the automatic selection")
+    m.add_argument("--data", default=None, help="package.module:batches: probe-forward the first batch and validate each module's weights")
+    m.add_argument("--modules", nargs="*", help="modules to probe (default: the automatic selection)")
     m.set_defaults(func=_cmd_modules)
 
     i = sub.add_parser("info", help="summary of a store")

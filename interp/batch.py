@@ -151,7 +151,9 @@ def capture_dataset(
 
     bar = tqdm(total=total, disable=not progress, unit="batch", desc=f"capture {run}")
     try:
-        with Capture(model, modules, dtype=dtype, check_nan=False) as cap:
+        cap = Capture(model, modules, dtype=dtype)
+        cap._warn_idle = False  # reported below, with the batch counts
+        with cap:
             for index, batch in enumerate(batches):
                 if not isinstance(batch, Mapping) or "ids" not in batch:
                     raise TypeError(
@@ -187,6 +189,15 @@ def capture_dataset(
         if own_store:
             db.close()
     report.seconds = time.perf_counter() - start
+    if report.batches and not report.records_written:
+        warnings.warn(
+            f"interp: capture_dataset ran {report.batches} batches ({report.examples} examples) "
+            f"of run {run!r} but recorded nothing: no selected module ({', '.join(cap.names[:4])}) "
+            f"ran during the forward. A forward through torch.compile(model) skips the hooks: pass "
+            f"the compiled module as `model`, or call the module that was captured.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return report
 
 

@@ -97,11 +97,14 @@ def test_weights_that_disagree_with_tokens_or_ids_are_errors(tmp_path):
         assert len(s) == 0  # nothing half-written
 
 
-def test_nan_and_unmasked_padding_warn_with_run_module_and_example(tmp_path):
+def test_nan_is_refused_and_unmasked_padding_warns_with_run_module_and_example(tmp_path):
     class Leaky(nn.Module):
+        nan = False
+
         def forward(self, x):
             w = torch.full((x.shape[0], 1, 4), 0.25)
-            w[1, 0, 0] = float("nan")
+            if self.nan:
+                w[1, 0, 0] = float("nan")
             return x, w
 
     model = nn.Sequential(Leaky())
@@ -109,8 +112,10 @@ def test_nan_and_unmasked_padding_warn_with_run_module_and_example(tmp_path):
     with pytest.warns(RuntimeWarning) as warned:
         capture_dataset(model, [batch], tmp_path / "s.sqlite", run="r", modules="0", progress=False)
     messages = [str(w.message) for w in warned]
-    assert any("NaN attention weights in run 'r', module '0', example 'b'" in m for m in messages)
     assert any("example 'b'" in m and "past the source's 2 tokens" in m for m in messages)
+    model[0].nan = True  # NaN weights are not attention: refused before anything is stored
+    with pytest.raises(interp.InvalidWeightsError, match=r"'0' \(Leaky\).*not finite"):
+        capture_dataset(model, [batch], tmp_path / "n.sqlite", run="r", modules="0", progress=False)
 
 
 def test_cli_capture_and_inspection_commands(tmp_path, capsys, monkeypatch):

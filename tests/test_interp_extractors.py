@@ -85,7 +85,7 @@ def test_entry_point_plugins_register_extractors(tmp_path, monkeypatch, clean_re
 
         class Mixer(nn.Module):
             def forward(self, x):
-                return x, {"attn": torch.ones(x.shape[0], 1, 3)}
+                return x, {"attn": torch.full((x.shape[0], 1, 3), 1 / 3)}
 
         def register():
             @interp.register_extractor(Mixer)
@@ -107,15 +107,15 @@ def test_entry_point_plugins_register_extractors(tmp_path, monkeypatch, clean_re
     monkeypatch.delitem(sys.modules, "interp_broken_plugin", raising=False)
 
 
-def test_duck_typed_outputs():
-    duck = extractors._duck_weights
+def test_fallback_reads_weights_attribute_or_pair_and_never_guesses_longer_tuples():
+    read = extractors._fallback_extract
     w = torch.rand(2, 3, 4)
-    assert duck((torch.zeros(1), w)) is w
-    assert duck([torch.zeros(1), w, "extra"]) is w
-    assert duck(type("O", (), {"weights": w})()) is w
-    assert duck((torch.zeros(1), torch.zeros(5))) is None  # rank 1 is not attention
-    assert duck(torch.zeros(2, 3, 4)) is None
-    assert duck((w,)) is None
+    assert read(None, (torch.zeros(1), w)) is w
+    assert read(None, [torch.zeros(1), w]) is w
+    assert read(None, type("O", (), {"weights": w})()) is w
+    assert read(None, (torch.zeros(1), w, "extra")) is None  # (out, state, weights)? not guessed
+    assert read(None, torch.zeros(2, 3, 4)) is None
+    assert read(None, (w,)) is None
 
 
 class TestHuggingFace:
@@ -156,3 +156,19 @@ class TestHuggingFace:
             with interp.capture(model, "encoder.layer.*.attention.self") as cap:
                 model(input_ids=ids)
         torch.testing.assert_close(cap["encoder.layer.1.attention.self"], expected[1])
+
+
+def test_user_extractor_for_mha_without_weights_says_why(clean_registry):
+    @interp.register_extractor(nn.MultiheadAttention)
+    def second(module, output):
+        return output[1]
+
+    layer = nn.TransformerDecoderLayer(8, 2, 16, batch_first=True).eval()
+    with pytest.raises(interp.ExtractionError, match="need_weights=False .*unregister"):
+        with torch.no_grad(), interp.capture(layer, "self_attn"):
+            layer(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    interp.unregister_extractor(nn.MultiheadAttention)  # the built-in comes back
+    assert interp.find_extractor(layer.self_attn).name.startswith("nn.MultiheadAttention per head")
+    with torch.no_grad(), interp.capture(layer, "self_attn") as cap:
+        layer(torch.randn(2, 3, 8), torch.randn(2, 4, 8))
+    assert cap["self_attn"].shape == (2, 2, 3, 3)
