@@ -19,6 +19,7 @@ from course.datasets import (
     CorpusLayoutError,
     CorpusMissingError,
     FormatError,
+    download,
     load_babi,
     load_imdb,
     load_snli,
@@ -27,7 +28,6 @@ from course.datasets import (
     read_tatoeba,
 )
 from course.datasets import __main__ as cli
-from course.datasets import download
 from course.datasets.sources import SOURCES
 
 FIXTURES = Path(__file__).parent / "fixtures"
