@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -55,7 +55,7 @@ class PairDataset(Dataset):
     """Tokenised (source, target) pairs encoded once with the two vocabularies."""
 
     def __init__(self, pairs: Sequence[dict[str, Any]], src_vocab: Vocab, tgt_vocab: Vocab,
-                 unknown: str = "error"):
+                 unknown: Literal["error", "unk"] = "error"):
         self.pairs = list(pairs)
         self.src = []
         self.tgt = []
@@ -116,11 +116,19 @@ class LengthBucketSampler(Sampler[list[int]]):
 def make_loader(pairs: Sequence[dict[str, Any]], src_vocab: Vocab, tgt_vocab: Vocab,
                 batch_size: int = 64, shuffle: bool = False,
                 generator: torch.Generator | None = None,
-                bucket_by_length: bool = False) -> DataLoader:
-    """A DataLoader of ``Batch`` objects; pass a seeded ``generator`` for a repeatable order."""
+                bucket_by_length: bool = False, unknown: Literal["error", "unk"] = "error") -> DataLoader:
+    """A DataLoader of ``Batch`` objects; pass a seeded ``generator`` for a repeatable order.
+
+    A word missing from a vocabulary raises by default (a silent ``<unk>`` hides data bugs on the
+    generated tasks); ``unknown="unk"`` maps it to ``<unk>`` on purpose, as real text with a
+    frequency-capped vocabulary needs.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    dataset = PairDataset(pairs, src_vocab, tgt_vocab)
+    if unknown not in ("error", "unk"):
+        raise ValueError(f"unknown must be 'error' (raise on a word missing from the vocabulary) or "
+                         f"'unk' (map it to <unk>), got {unknown!r}")
+    dataset = PairDataset(pairs, src_vocab, tgt_vocab, unknown=unknown)
     if bucket_by_length:
         sampler = LengthBucketSampler([len(s) for s in dataset.src], batch_size, shuffle, generator)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs)

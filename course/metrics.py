@@ -43,7 +43,8 @@ def bleu(predictions: Sequence[Tokens], references: Sequence[Tokens]) -> float:
     """Corpus BLEU (sacrebleu, no extra tokenisation), 0-100."""
     check_pairs(predictions, references)
     return sacrebleu.corpus_bleu([" ".join(p) for p in predictions],
-                                 [[" ".join(r) for r in references]], tokenize="none").score
+                                 [[" ".join(r) for r in references]], tokenize="none",
+                                 force=True).score  # tokenised on purpose: no "detokenize" warning
 
 
 def chrf(predictions: Sequence[Tokens], references: Sequence[Tokens]) -> float:

@@ -1,7 +1,10 @@
 """Real data: time series shipped with statsmodels, and corpora downloaded on demand.
 
 Downloads are verified by checksum and cached under ``data/downloads`` (git-ignored); offline, a
-missing corpus raises :class:`CorpusMissingError` saying where to get it and where to put it.
+missing corpus raises :class:`CorpusMissingError` saying where to get it and where to put it. A
+copy other than the pinned one is accepted with ``checksum=`` (remembered beside the file) or
+``python -m course.datasets accept NAME``; every loader also takes ``path=`` (the archive, the
+folder it unpacks to, or one data file). Every error derives from :class:`CorpusError`.
 Each ``read_*`` function parses one corpus format from a path; each ``load_*`` finds (or
 downloads) the corpus first.
 """
@@ -12,6 +15,7 @@ from course.datasets.corpora import (
     load_snli,
     load_sst2,
     load_tatoeba,
+    load_tatoeba_subset,
     read_babi,
     read_conll,
     read_imdb,
@@ -19,13 +23,20 @@ from course.datasets.corpora import (
     read_sst2,
     read_tatoeba,
 )
-from course.datasets.download import ChecksumError, CorpusMissingError
+from course.datasets.errors import (
+    ChecksumError,
+    CorpusError,
+    CorpusLayoutError,
+    CorpusMissingError,
+    FormatError,
+)
 from course.datasets.series import SERIES, load_series, make_windows, split_windows, window_loader
-from course.datasets.text import FormatError
 
 __all__ = [
     "SERIES",
     "ChecksumError",
+    "CorpusError",
+    "CorpusLayoutError",
     "CorpusMissingError",
     "FormatError",
     "load_babi",
@@ -34,6 +45,7 @@ __all__ = [
     "load_snli",
     "load_sst2",
     "load_tatoeba",
+    "load_tatoeba_subset",
     "make_windows",
     "read_babi",
     "read_conll",

@@ -1,18 +1,37 @@
-"""``python -m course.datasets download NAME``: fetch a corpus into data/downloads."""
+"""``python -m course.datasets download|accept|list``: fetch a corpus, or trust a copy you have.
+
+``download NAME [--checksum sha256:<hex>]`` downloads and unpacks a corpus into data/downloads;
+a checksum given here is remembered, so later loads accept the same copy. ``accept NAME [--path
+FILE]`` trusts the archive already on disk (a repacked or newer copy you placed there yourself)
+by recording its sha256 beside it. Errors are one line on stderr, with exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from course.datasets.download import ensure_extracted
+from course.datasets import download
+from course.datasets.errors import CorpusError
 from course.datasets.sources import SOURCES
 
 
+def accept(name: str, path: Path | None) -> str:
+    """Record the sha256 of ``path`` (default: the cached archive of ``name``) as trusted."""
+    target = path or download.DOWNLOAD_DIR / SOURCES[name].filename
+    if not target.is_file():
+        raise CorpusError(f"no file at {target} to accept; place the {name} archive there first "
+                          f"(or give --path)")
+    return f"{name}: {target} accepted as {download.trust_file(target)}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m course.datasets", description=__doc__)
-    parser.add_argument("command", choices=["download", "list"])
-    parser.add_argument("names", nargs="*", help=f"corpora to download: {', '.join(SOURCES)}")
-    parser.add_argument("--checksum", help="expected 'sha256:<hex>' for a corpus without a pinned one")
+    parser = argparse.ArgumentParser(prog="python -m course.datasets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["download", "accept", "list"])
+    parser.add_argument("names", nargs="*", help=f"corpora: {', '.join(SOURCES)}")
+    parser.add_argument("--checksum", help="'sha256:<hex>' of the copy you trust (remembered)")
+    parser.add_argument("--path", type=Path, help="accept: the archive to trust (default: the cached one)")
     args = parser.parse_args(argv)
     if args.command == "list":
         for source in SOURCES.values():
@@ -21,8 +40,20 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.names) - SOURCES.keys())
     if unknown or not args.names:
         parser.error(f"name one or more of {sorted(SOURCES)}" + (f"; unknown: {unknown}" if unknown else ""))
+    if args.command == "accept" and (len(args.names) != 1 and args.path is not None):
+        parser.error("--path names one archive: accept one corpus at a time")
     for name in args.names:
-        print(f"{name}: ready in {ensure_extracted(SOURCES[name], download=True, checksum=args.checksum)}")
+        try:
+            if args.command == "accept":
+                print(accept(name, args.path))
+            else:
+                folder = download.ensure_extracted(SOURCES[name], download=True, checksum=args.checksum,
+                                                   fetch=download.urllib_fetch)
+                print(f"{name}: ready in {folder}")
+        except CorpusError as err:
+            parser.exit(1, f"error: {err.one_line()}\n")
+        except ValueError as err:  # a malformed --checksum
+            parser.exit(1, f"error: {err}\n")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ import json
 import re
 from pathlib import Path
 
-from course.datasets.download import Fetch, ensure_extracted, urllib_fetch
-from course.datasets.sources import SOURCES
-from course.datasets.text import format_error, require_file, simple_tokenize
+from course.datasets.download import Fetch, find_file, resolve_corpus, urllib_fetch, verify
+from course.datasets.errors import CorpusLayoutError
+from course.datasets.sources import SOURCES, TATOEBA_SUBSET
+from course.datasets.text import format_error, numbered_lines, require_file, simple_tokenize
+
+SUBSET_DIR = Path(__file__).resolve().parents[2] / "data" / "tatoeba"
 
 # --------------------------------------------------------------------------- Tatoeba / Anki
 
@@ -25,30 +28,49 @@ def read_tatoeba(path: Path | str, limit: int | None = None) -> list[dict]:
     token lists (English source, French target) with the raw text kept."""
     path = require_file(Path(path), "Tatoeba pair file")
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            columns = line.rstrip("\n").split("\t")
-            if len(columns) not in (2, 3) or not columns[0].strip() or not columns[1].strip():
-                raise format_error(path, line_no, "expected 'english<TAB>french' with an optional "
-                                   "third attribution column", line)
-            english, french = columns[0].strip(), columns[1].strip()
-            pairs.append({"src": simple_tokenize(english), "tgt": simple_tokenize(french),
-                          "english": english, "french": french})
-            if limit is not None and len(pairs) >= limit:
-                break
+    for line_no, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        columns = line.rstrip("\n").split("\t")
+        if len(columns) not in (2, 3) or not columns[0].strip() or not columns[1].strip():
+            raise format_error(path, line_no, "expected 'english<TAB>french' with an optional "
+                               "third attribution column", line)
+        english, french = columns[0].strip(), columns[1].strip()
+        pairs.append({"src": simple_tokenize(english), "tgt": simple_tokenize(french),
+                      "english": english, "french": french})
+        if limit is not None and len(pairs) >= limit:
+            break
     return pairs
 
 
-def load_tatoeba(limit: int | None = None, *, download: bool = True, cache_dir: Path | None = None,
-                 checksum: str | None = None, fetch: Fetch = urllib_fetch) -> list[dict]:
-    root = ensure_extracted(SOURCES["tatoeba"], download=download, cache_dir=cache_dir,
-                            checksum=checksum, fetch=fetch)
-    candidates = sorted(root.rglob("fra.txt"))
-    if not candidates:
-        raise FileNotFoundError(f"no fra.txt inside {root}; the archive is not the expected one")
-    return read_tatoeba(candidates[0], limit)
+def load_tatoeba(limit: int | None = None, *, path: Path | str | None = None, download: bool = True,
+                 cache_dir: Path | None = None, checksum: str | None = None,
+                 fetch: Fetch = urllib_fetch) -> list[dict]:
+    """The full Anki/Tatoeba English-French export (downloaded, or ``path``: the archive, its
+    folder or ``fra.txt`` itself); the committed subset is :func:`load_tatoeba_subset`."""
+    root = resolve_corpus(SOURCES["tatoeba"], path, download=download, cache_dir=cache_dir,
+                          checksum=checksum, fetch=fetch)
+    return read_tatoeba(root if root.is_file() else find_file(root, ["fra.txt"], "Tatoeba pair file"), limit)
+
+
+def load_tatoeba_subset(split: str = "train", *, path: Path | str | None = None,
+                        checksum: str | None = None) -> list[dict]:
+    """The committed English-French subset (``data/tatoeba/{split}.txt.gz``), read by
+    :func:`read_tatoeba` like a downloaded copy and checked against its pinned checksum.
+
+    ``path`` reads another copy of a split file (a subset rebuilt from a newer export, say):
+    it is checked against ``checksum`` when given, else read as it is.
+    """
+    if split not in TATOEBA_SUBSET:
+        raise ValueError(f"the Tatoeba subset has splits {sorted(TATOEBA_SUBSET)}, got {split!r}")
+    if path is None:
+        file = require_file(SUBSET_DIR / f"{split}.txt.gz", "committed Tatoeba subset file")
+        verify(file, checksum, pinned=TATOEBA_SUBSET[split], remember=False)
+    else:
+        file = require_file(Path(path), "Tatoeba pair file")
+        if checksum is not None:
+            verify(file, checksum, remember=False)
+    return read_tatoeba(file)
 
 
 # --------------------------------------------------------------------------- IMDB
@@ -80,11 +102,26 @@ def read_imdb(root: Path | str, split: str = "train") -> list[dict]:
     return examples
 
 
-def load_imdb(split: str = "train", *, download: bool = True, cache_dir: Path | None = None,
-              checksum: str | None = None, fetch: Fetch = urllib_fetch) -> list[dict]:
-    root = ensure_extracted(SOURCES["imdb"], download=download, cache_dir=cache_dir,
-                            checksum=checksum, fetch=fetch)
-    return read_imdb(root, split)
+def load_imdb(split: str = "train", *, path: Path | str | None = None, download: bool = True,
+              cache_dir: Path | None = None, checksum: str | None = None,
+              fetch: Fetch = urllib_fetch) -> list[dict]:
+    """IMDB reviews (downloaded, or ``path``: the archive or the folder holding ``aclImdb``)."""
+    root = resolve_corpus(SOURCES["imdb"], path, download=download, cache_dir=cache_dir,
+                          checksum=checksum, fetch=fetch)
+    return read_imdb(imdb_folder(root), split)
+
+
+def imdb_folder(root: Path) -> Path:
+    """The ``aclImdb`` folder under ``root`` (at any depth, for repacked archives)."""
+    if root.name == "aclImdb":
+        return root
+    hits = sorted(p for p in root.rglob("aclImdb") if p.is_dir() and "__MACOSX" not in p.parts)
+    if len(hits) == 1:
+        return hits[0]
+    if not hits and (root / "train" / "pos").is_dir():
+        return root
+    raise CorpusLayoutError(f"{'no' if not hits else len(hits)} aclImdb folder{'s' if hits else ''} under "
+                            f"{root}; expected aclImdb/{{train,test}}/{{pos,neg}}/. Pass path= the aclImdb folder.")
 
 
 # --------------------------------------------------------------------------- SST-2 (GLUE)
@@ -116,13 +153,17 @@ def read_sst2(path: Path | str) -> list[dict]:
     return examples
 
 
-def load_sst2(split: str = "train", *, download: bool = True, cache_dir: Path | None = None,
-              checksum: str | None = None, fetch: Fetch = urllib_fetch) -> list[dict]:
+def load_sst2(split: str = "train", *, path: Path | str | None = None, download: bool = True,
+              cache_dir: Path | None = None, checksum: str | None = None,
+              fetch: Fetch = urllib_fetch) -> list[dict]:
+    """GLUE SST-2 (downloaded, or ``path``: the archive, its folder or one split's TSV)."""
     if split not in ("train", "dev", "test"):
         raise ValueError(f"SST-2 splits are 'train', 'dev' and 'test', got {split!r}")
-    root = ensure_extracted(SOURCES["sst2"], download=download, cache_dir=cache_dir,
-                            checksum=checksum, fetch=fetch)
-    return read_sst2(root / "SST-2" / f"{split}.tsv")
+    root = resolve_corpus(SOURCES["sst2"], path, download=download, cache_dir=cache_dir,
+                          checksum=checksum, fetch=fetch)
+    if root.is_file():
+        return read_sst2(root)
+    return read_sst2(find_file(root, [f"SST-2/{split}.tsv", f"{split}.tsv"], f"SST-2 {split} file"))
 
 
 # --------------------------------------------------------------------------- SNLI
@@ -135,33 +176,36 @@ def read_snli(path: Path | str) -> list[dict]:
     "label"}``; pairs whose gold label is ``-`` (no annotator consensus) are skipped."""
     path = require_file(Path(path), "SNLI JSONL file")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise format_error(path, line_no, f"not valid JSON ({err.msg})", line) from None
-            if not isinstance(record, dict) or not {"sentence1", "sentence2", "gold_label"} <= record.keys():
-                raise format_error(path, line_no, "expected an object with sentence1, sentence2 and gold_label")
-            label = record["gold_label"]
-            if label == "-":
-                continue
-            if label not in SNLI_LABELS:
-                raise format_error(path, line_no, f"gold_label must be one of {SNLI_LABELS} or '-', got {label!r}")
-            examples.append({"premise": simple_tokenize(record["sentence1"]),
-                             "hypothesis": simple_tokenize(record["sentence2"]), "label": label})
+    for line_no, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise format_error(path, line_no, f"not valid JSON ({err.msg})", line) from None
+        if not isinstance(record, dict) or not {"sentence1", "sentence2", "gold_label"} <= record.keys():
+            raise format_error(path, line_no, "expected an object with sentence1, sentence2 and gold_label")
+        label = record["gold_label"]
+        if label == "-":
+            continue
+        if label not in SNLI_LABELS:
+            raise format_error(path, line_no, f"gold_label must be one of {SNLI_LABELS} or '-', got {label!r}")
+        examples.append({"premise": simple_tokenize(record["sentence1"]),
+                         "hypothesis": simple_tokenize(record["sentence2"]), "label": label})
     return examples
 
 
-def load_snli(split: str = "train", *, download: bool = True, cache_dir: Path | None = None,
-              checksum: str | None = None, fetch: Fetch = urllib_fetch) -> list[dict]:
+def load_snli(split: str = "train", *, path: Path | str | None = None, download: bool = True,
+              cache_dir: Path | None = None, checksum: str | None = None,
+              fetch: Fetch = urllib_fetch) -> list[dict]:
+    """SNLI 1.0 (downloaded, or ``path``: the archive, its folder or one split's JSONL)."""
     if split not in ("train", "dev", "test"):
         raise ValueError(f"SNLI splits are 'train', 'dev' and 'test', got {split!r}")
-    root = ensure_extracted(SOURCES["snli"], download=download, cache_dir=cache_dir,
-                            checksum=checksum, fetch=fetch)
-    return read_snli(root / "snli_1.0" / f"snli_1.0_{split}.jsonl")
+    root = resolve_corpus(SOURCES["snli"], path, download=download, cache_dir=cache_dir,
+                          checksum=checksum, fetch=fetch)
+    if root.is_file():
+        return read_snli(root)
+    return read_snli(find_file(root, [f"snli_1.0_{split}.jsonl", f"*_{split}.jsonl"], f"SNLI {split} file"))
 
 
 # --------------------------------------------------------------------------- bAbI
@@ -182,52 +226,62 @@ def read_babi(path: Path | str, task: int | None = None) -> list[dict]:
     story: list[list[str]] = []
     index_of_line: dict[int, int] = {}
     previous = 0
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            match = BABI_LINE.match(line.rstrip("\n"))
-            if match is None:
-                raise format_error(path, line_no, "expected '<line id> <text>'", line)
-            number, text = int(match.group(1)), match.group(2)
-            if number == 1:
-                story, index_of_line = [], {}
-            elif number != previous + 1:
-                raise format_error(path, line_no, f"line id {number} does not follow {previous}", line)
-            previous = number
-            if "\t" not in text:
-                index_of_line[number] = len(story)
-                story.append(babi_words(text))
-                continue
-            columns = text.split("\t")
-            if len(columns) != 3 or not columns[1].strip():
-                raise format_error(path, line_no, "a question line is 'question<TAB>answer<TAB>supporting ids'", line)
-            try:
-                supporting = [index_of_line[int(i)] for i in columns[2].split()]
-            except (ValueError, KeyError):
-                raise format_error(path, line_no, "supporting ids must be earlier statement line ids",
-                                   line) from None
-            examples.append({"task": task, "story": [list(s) for s in story],
-                             "question": babi_words(columns[0]), "answer": columns[1].strip().lower(),
-                             "supporting": supporting})
+    for line_no, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        match = BABI_LINE.match(line.rstrip("\n"))
+        if match is None:
+            raise format_error(path, line_no, "expected '<line id> <text>'", line)
+        number, text = int(match.group(1)), match.group(2)
+        if number == 1:
+            story, index_of_line = [], {}
+        elif number != previous + 1:
+            raise format_error(path, line_no, f"line id {number} does not follow {previous}", line)
+        previous = number
+        if "\t" not in text:
+            index_of_line[number] = len(story)
+            story.append(babi_words(text))
+            continue
+        columns = text.split("\t")
+        if len(columns) != 3 or not columns[1].strip():
+            raise format_error(path, line_no, "a question line is 'question<TAB>answer<TAB>supporting ids'", line)
+        try:
+            supporting = [index_of_line[int(i)] for i in columns[2].split()]
+        except (ValueError, KeyError):
+            raise format_error(path, line_no, "supporting ids must be earlier statement line ids",
+                               line) from None
+        examples.append({"task": task, "story": [list(s) for s in story],
+                         "question": babi_words(columns[0]), "answer": columns[1].strip().lower(),
+                         "supporting": supporting})
     return examples
 
 
-def load_babi(task: int, split: str = "train", *, tenk: bool = False, download: bool = True,
-              cache_dir: Path | None = None, checksum: str | None = None,
-              fetch: Fetch = urllib_fetch) -> list[dict]:
-    """Task 1-20 of bAbI v1.2 (English; ``tenk`` for the 10k-example training sets)."""
+BABI_SIZES = ("1k", "10k")
+
+
+def load_babi(task: int, split: str = "train", *, size: str = "1k", tenk: bool | None = None,
+              path: Path | str | None = None, download: bool = True, cache_dir: Path | None = None,
+              checksum: str | None = None, fetch: Fetch = urllib_fetch) -> list[dict]:
+    """Task 1-20 of bAbI v1.2, English, with the 1k (``size="1k"``) or 10k training sets.
+
+    ``path`` may be the archive, the folder it unpacks to, or one task file. ``tenk=True`` is the
+    older spelling of ``size="10k"``.
+    """
     if not 1 <= task <= 20:
         raise ValueError(f"bAbI tasks are numbered 1 to 20, got {task}")
     if split not in ("train", "test"):
         raise ValueError(f"bAbI splits are 'train' and 'test', got {split!r}")
-    root = ensure_extracted(SOURCES["babi"], download=download, cache_dir=cache_dir,
-                            checksum=checksum, fetch=fetch)
-    folder = root / "tasks_1-20_v1-2" / ("en-10k" if tenk else "en")
-    files = sorted(folder.glob(f"qa{task}_*_{split}.txt"))
-    if not files:
-        raise FileNotFoundError(f"no qa{task}_*_{split}.txt in {folder}; the archive is not the expected one")
-    return read_babi(files[0], task)
+    if tenk is not None:
+        size = "10k" if tenk else "1k"
+    if size not in BABI_SIZES:
+        raise ValueError(f"bAbI comes with 1k or 10k training examples a task: size='1k' or '10k', got {size!r}")
+    root = resolve_corpus(SOURCES["babi"], path, download=download, cache_dir=cache_dir,
+                          checksum=checksum, fetch=fetch)
+    if root.is_file():
+        return read_babi(root, task)
+    folder = "en-10k" if size == "10k" else "en"
+    return read_babi(find_file(root, [f"{folder}/qa{task}_*_{split}.txt"], f"bAbI task {task} {split} file ({size})"),
+                     task)
 
 
 # --------------------------------------------------------------------------- CoNLL NER
@@ -250,22 +304,21 @@ def read_conll(path: Path | str, scheme: str = "bio") -> list[dict]:
         tokens.clear()
         tags.clear()
 
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            columns = line.split()
-            if not columns:
-                close()
-                continue
-            if columns[0] == "-DOCSTART-":
-                close()
-                continue
-            if len(columns) < 2:
-                raise format_error(path, line_no, "expected 'token ... tag' (at least two columns)", line)
-            tag = columns[-1]
-            if tag != "O" and not re.fullmatch(r"[BI]-\S+", tag):
-                raise format_error(path, line_no, f"tag must be O, B-TYPE or I-TYPE, got {tag!r}", line)
-            tokens.append(columns[0])
-            tags.append(tag)
+    for line_no, line in numbered_lines(path):
+        columns = line.split()
+        if not columns:
+            close()
+            continue
+        if columns[0] == "-DOCSTART-":
+            close()
+            continue
+        if len(columns) < 2:
+            raise format_error(path, line_no, "expected 'token ... tag' (at least two columns)", line)
+        tag = columns[-1]
+        if tag != "O" and not re.fullmatch(r"[BI]-\S+", tag):
+            raise format_error(path, line_no, f"tag must be O, B-TYPE or I-TYPE, got {tag!r}", line)
+        tokens.append(columns[0])
+        tags.append(tag)
     close()
     return sentences
 

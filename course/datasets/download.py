@@ -14,21 +14,19 @@ import shutil
 import tarfile
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.datasets.errors import ChecksumError, CorpusLayoutError, CorpusMissingError, FormatError
+
+__all__ = ["ChecksumError", "CorpusLayoutError", "CorpusMissingError", "Source", "ensure_extracted",
+           "ensure_file", "extract", "find_file", "resolve_corpus", "trust_file", "verify"]
+
 DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / "data" / "downloads"
 ALGORITHMS = ("sha256", "sha1", "md5")
 Fetch = Callable[[str, Path, float], None]
-
-
-class CorpusMissingError(FileNotFoundError):
-    """The corpus is not on disk and was not (or could not be) downloaded; the message says how."""
-
-
-class ChecksumError(ValueError):
-    """A downloaded or cached file does not match its pinned checksum."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +57,80 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, checksum: str | None) -> None:
-    """Raise :class:`ChecksumError` when ``path`` does not match ``checksum`` (None: no check)."""
-    if checksum is None:
-        return
+def trusted_record(path: Path) -> Path:
+    """The file beside ``path`` that remembers the checksum a user accepted for it."""
+    return path.with_name(path.name + ".trusted")
+
+
+def read_trusted(path: Path) -> str | None:
+    record = trusted_record(path)
+    if not record.is_file():
+        return None
+    text = record.read_text(encoding="utf-8").strip()
+    return text or None
+
+
+def trust_file(path: Path) -> str:
+    """Accept ``path`` as it is now: record its ``sha256:<hex>`` beside it and return it.
+
+    Later loads of the same file pass without ``checksum=``; a changed file fails again.
+    """
+    checksum = f"sha256:{file_digest(path)}"
+    trusted_record(path).write_text(checksum + "\n", encoding="utf-8")
+    return checksum
+
+
+def matches(path: Path, checksum: str, sha256: str | None = None) -> bool:
     algorithm, expected = parse_checksum(checksum)
-    actual = file_digest(path, algorithm)
-    if actual != expected:
-        raise ChecksumError(
-            f"{path} has {algorithm} {actual}, expected {expected}. The file is damaged or not the "
-            "published one: delete it and download again (or pass the checksum of the version you "
-            "trust)."
+    actual = sha256 if algorithm == "sha256" and sha256 is not None else file_digest(path, algorithm)
+    return actual == expected
+
+
+def mismatch_message(path: Path, sha256: str, expected: list[str], name: str | None,
+                     url: str | None = None) -> str:
+    """What was wrong (the file's checksum against the trusted ones) and the ways to go on."""
+    algorithm, digest = parse_checksum(expected[0])
+    actual = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
+    others = f" (or {', '.join(expected[1:])})" if len(expected) > 1 else ""
+    if url is not None:  # a fresh download: the file is deleted, so only a new download can help
+        return (
+            f"The {name} download from {url} has {algorithm} {actual}, expected {digest}{others}; "
+            "it was deleted.\n"
+            "  If the host now serves a release you trust, download it with\n"
+            f"    python -m course.datasets download {name} --checksum sha256:{sha256}\n"
+            f"  (or pass checksum=\"sha256:{sha256}\" to the loader); the checksum is remembered."
         )
+    accept = f"python -m course.datasets accept {name} --path {path}" if name else None
+    return (
+        f"{path} has {algorithm} {actual}, expected {digest}{others}.\n"
+        "  A damaged or partial download: delete the file and download it again.\n"
+        "  A copy you trust (repacked, or a newer release): accept it with\n"
+        + (f"    {accept}\n  or " if accept else "  ")
+        + f"pass checksum=\"sha256:{sha256}\" to the loader (a lesson's checksum parameter)"
+        + (f"; either is remembered in {trusted_record(path).name} beside the file." if accept else ".")
+    )
+
+
+def verify(path: Path, checksum: str | None = None, *, pinned: str | None = None,
+           name: str | None = None, remember: bool = True, url: str | None = None) -> str:
+    """Check ``path`` and return its sha256 hex digest.
+
+    With ``checksum`` (a user's explicit choice) the file must match it, and the acceptance is
+    recorded beside the file when ``remember``. Without it, the file must match ``pinned`` or a
+    checksum recorded earlier; with neither, any file passes. A mismatch raises
+    :class:`ChecksumError` whose message gives the file's own checksum and how to accept it.
+    """
+    sha256 = file_digest(path)
+    if checksum is not None:
+        if not matches(path, checksum, sha256):
+            raise ChecksumError(mismatch_message(path, sha256, [checksum], name, url))
+        if remember and checksum != pinned:
+            trust_file(path)
+        return sha256
+    trusted = [c for c in (pinned, read_trusted(path)) if c]
+    if trusted and not any(matches(path, c, sha256) for c in trusted):
+        raise ChecksumError(mismatch_message(path, sha256, trusted, name, url))
+    return sha256
 
 
 def urllib_fetch(url: str, destination: Path, timeout: float) -> None:
@@ -87,21 +147,18 @@ def missing_message(source: Source, path: Path, reason: str = "") -> str:
         f"  Download it with:  python -m course.datasets download {source.name}\n"
         f"  or fetch {source.url}\n"
         f"  by hand and save it as {path}\n"
-        f"  (about the data: {source.homepage}; licence: {source.license})"
+        f"  (or pass path= the archive, the folder it unpacks to, or one of its files;\n"
+        f"  about the data: {source.homepage}; licence: {source.license})"
     )
 
 
-def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | None = None,
-                checksum: str | None = None, fetch: Fetch = urllib_fetch, timeout: float = 60.0) -> Path:
-    """The cached archive of ``source``, downloaded first when ``download`` and missing.
-
-    ``checksum`` overrides the pinned one (e.g. for a corpus whose host publishes none).
-    """
-    expected = checksum if checksum is not None else source.checksum
+def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | None = None,
+                   checksum: str | None = None, fetch: Fetch = urllib_fetch,
+                   timeout: float = 60.0) -> tuple[Path, str]:
+    """The cached archive of ``source`` and its sha256, downloaded first when ``download``."""
     path = (cache_dir or DOWNLOAD_DIR) / source.filename
     if path.exists():
-        verify(path, expected)
-        return path
+        return path, verify(path, checksum, pinned=source.checksum, name=source.name)
     if not download:
         raise CorpusMissingError(missing_message(source, path, "not downloaded yet"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,37 +169,127 @@ def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | Non
         partial.unlink(missing_ok=True)
         raise CorpusMissingError(missing_message(source, path, f"download failed: {err}")) from None
     try:
-        verify(partial, expected)
+        sha256 = verify(partial, checksum, pinned=source.checksum, name=source.name, remember=False,
+                        url=source.url)
     except ChecksumError:
         partial.unlink(missing_ok=True)
         raise
-    if expected is None:
-        print(f"{source.name}: no pinned checksum; sha256:{file_digest(partial)} "
-              "(pass it as checksum= to verify later copies)")
     partial.replace(path)
-    return path
+    if checksum is not None and checksum != source.checksum:
+        trust_file(path)
+    if checksum is None and source.checksum is None:
+        print(f"{source.name}: no pinned checksum; sha256:{sha256} "
+              "(pass it as checksum= to verify later copies)")
+    return path, sha256
 
 
-def extract(archive: Path, destination: Path) -> Path:
-    """Unpack a .zip or .tar.gz once into ``destination`` (a marker file records completion)."""
-    marker = destination / ".extracted"
-    if marker.exists():
-        return destination
-    destination.mkdir(parents=True, exist_ok=True)
-    if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(destination)
-    elif archive.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(archive) as tf:
-            tf.extractall(destination, filter="data")  # no absolute paths, links or devices
-    else:
+def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | None = None,
+                checksum: str | None = None, fetch: Fetch = urllib_fetch, timeout: float = 60.0) -> Path:
+    """The cached archive of ``source``, downloaded first when ``download`` and missing.
+
+    ``checksum`` accepts a copy other than the pinned one (for example a repacked or newer
+    release, or a corpus whose host publishes none); the acceptance is remembered beside it.
+    """
+    return cached_archive(source, download=download, cache_dir=cache_dir, checksum=checksum,
+                          fetch=fetch, timeout=timeout)[0]
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.endswith(ARCHIVE_SUFFIXES)
+
+
+def extract(archive: Path, destination: Path, sha256: str | None = None) -> Path:
+    """Unpack a .zip or .tar.gz into ``destination`` unless it already holds this very archive.
+
+    A marker file records the archive's sha256: a replaced archive (a newer release, say) is
+    unpacked afresh instead of serving the old files. Unpacking goes to a temporary folder first,
+    so an interrupted run never leaves a half-filled ``destination`` marked complete.
+    """
+    if not is_archive(archive):
         raise ValueError(f"do not know how to unpack {archive.name}; expected .zip or .tar.gz")
-    marker.touch()
+    sha256 = sha256 or file_digest(archive)
+    marker = destination / ".extracted"
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == sha256:
+        return destination
+    partial = destination.with_name(destination.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(partial)
+        else:
+            with tarfile.open(archive) as tf:
+                tf.extractall(partial, filter="data")  # no absolute paths, links or devices
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
+        shutil.rmtree(partial)
+        raise FormatError(f"{archive} cannot be unpacked ({err}): it is damaged or truncated. "
+                          "Delete it and download it again.") from None
+    (partial / ".extracted").write_text(sha256 + "\n", encoding="utf-8")
+    if destination.exists():
+        shutil.rmtree(destination)
+    partial.replace(destination)
     return destination
 
 
 def ensure_extracted(source: Source, *, download: bool = False, cache_dir: Path | None = None,
                      checksum: str | None = None, fetch: Fetch = urllib_fetch) -> Path:
     """The folder the corpus's archive unpacks into, downloading and unpacking as needed."""
-    archive = ensure_file(source, download=download, cache_dir=cache_dir, checksum=checksum, fetch=fetch)
-    return extract(archive, archive.parent / f"{source.name}-extracted")
+    archive, sha256 = cached_archive(source, download=download, cache_dir=cache_dir, checksum=checksum,
+                                     fetch=fetch)
+    return extract(archive, archive.parent / f"{source.name}-extracted", sha256)
+
+
+def resolve_corpus(source: Source, path: Path | str | None = None, *, download: bool = False,
+                   cache_dir: Path | None = None, checksum: str | None = None,
+                   fetch: Fetch = urllib_fetch) -> Path:
+    """Where a loader reads ``source`` from: a folder to search, or one file to read.
+
+    ``path`` may be the corpus archive (verified, then unpacked into the cache), the folder it
+    unpacks to, or a single data file; without it, the download cache is used.
+    """
+    if path is None:
+        return ensure_extracted(source, download=download, cache_dir=cache_dir, checksum=checksum,
+                                fetch=fetch)
+    path = Path(path)
+    if not path.exists():
+        raise CorpusMissingError(f"{path} does not exist. Give path= the {source.name} archive "
+                                 f"({source.filename}), the folder it unpacks to, or one of its files.")
+    if path.is_dir() or not is_archive(path):
+        if checksum is not None and path.is_dir():
+            raise ValueError(f"checksum= verifies an archive file, but {path} is a folder: pass the "
+                             "archive as path=, or leave checksum=None for an unpacked copy")
+        if checksum is not None:
+            verify(path, checksum, name=None)
+        return path
+    sha256 = verify(path, checksum, pinned=source.checksum if path.name == source.filename else None,
+                    name=None)
+    return extract(path, (cache_dir or DOWNLOAD_DIR) / f"{source.name}-extracted", sha256)
+
+
+def visible(path: Path, root: Path) -> bool:
+    """False for macOS archive debris (``__MACOSX/``, ``._name``) that repacked zips carry."""
+    parts = path.relative_to(root).parts
+    return not any(p == "__MACOSX" or p.startswith("._") for p in parts)
+
+
+def find_file(root: Path, patterns: list[str], what: str) -> Path:
+    """The one file under ``root`` matching the first pattern that matches anything.
+
+    Patterns are tried in order (most specific first), at any depth, so an archive repacked with
+    an extra top folder still works; two candidates for one pattern are an error naming both.
+    """
+    for pattern in patterns:
+        hits = sorted(p for p in root.rglob(pattern) if p.is_file() and visible(p, root))
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            shown = ", ".join(str(h.relative_to(root)) for h in hits[:5])
+            raise CorpusLayoutError(f"{len(hits)} candidates for the {what} under {root}: {shown}. "
+                                    "Pass path= the one you mean.")
+    raise CorpusLayoutError(f"no {what} ({' or '.join(patterns)}) under {root}: this is not the "
+                            "published layout. Pass path= the file itself.")

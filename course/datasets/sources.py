@@ -26,3 +26,11 @@ SOURCES: dict[str, Source] = {
         "tasks_1-20_v1-2.tar.gz", None,  # no published checksum: pass checksum= to pin one
         "CC BY 3.0", "https://research.facebook.com/downloads/babi/"),
 }
+
+# The committed English-French subset (data/tatoeba, built by course.datasets.tatoeba_subset from
+# the 2019-04-07 export; see data/README.md). Pinned so an edited copy is noticed.
+TATOEBA_SUBSET: dict[str, str] = {
+    "train": "sha256:bbd9ea4ca52a4add1face977af06519e44808594db9e4aa18043e8f184e3751e",
+    "valid": "sha256:98cced21d3c4b628b3c76c67d6b7fb280134fb5f427aae3099488a1e3bd4b838",
+    "test": "sha256:edde838b5459921fad87f5f3b2f2415a5238c28dd71a6e8ffa3e1da6926f333b",
+}
