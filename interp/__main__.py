@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +55,7 @@ def _one_line(exc: BaseException) -> str:
         text = str(exc.args[0])
     else:
         text = f"{type(exc).__name__}: {exc}"
-    text = " ".join(safe_text(line.strip()) for line in text.splitlines() if line.strip())
+    text = " ".join(safe_text(line.strip().replace("\t", " ")) for line in text.splitlines() if line.strip())
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
@@ -120,13 +121,16 @@ def _load_weights(path: str, model: Any) -> Any:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not for users
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(
-            f"--weights {path}: not a weights-only state_dict file ({first}); save one with "
+            f"--weights {path}: not a weights-only state_dict file: torch.load(weights_only=True) "
+            f"refused it ({type(exc).__name__}; it holds objects other than tensors, or is not a "
+            f"torch file), and interp never unpickles anything else. Save the weights with "
             f"torch.save(model.state_dict(), path)"
         ) from exc
     if not isinstance(state, dict):
@@ -319,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m interp`` and the ``interp`` script.
 
     Every failure prints one ``error: ...`` line (control characters escaped) and exits
-    non-zero: 2 for bad input, 130 when interrupted.
+    non-zero: 2 for bad input (1 where ``SystemExit`` carries the message), 130 when interrupted.
+    ``INTERP_TRACEBACK=1`` shows the traceback of an unexpected error instead.
     """
     args = build_parser().parse_args(argv)
     if getattr(args, "run", "x") is None and args.command == "capture":
@@ -333,9 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except SystemExit as exc:
-        if isinstance(exc.code, str):  # load_object's messages: one line, made safe
-            print(" ".join(safe_text(line) for line in exc.code.splitlines()), file=sys.stderr)
-            return 2
+        if isinstance(exc.code, str):  # an "error: ..." message: kept to one line, made safe
+            raise SystemExit(" ".join(safe_text(line) for line in exc.code.splitlines())) from None
         raise
     except Exception as exc:
         if os.environ.get("INTERP_TRACEBACK"):
