@@ -4,7 +4,10 @@ Nothing downloads unless asked (``download=True`` or ``python -m course.datasets
 A corpus that is not cached raises :class:`CorpusMissingError` with the URL, the place to put a
 manually downloaded file, and the command that downloads it. Checksums are pinned as
 ``"sha256:<hex>"`` (or md5/sha1 where only that is published); a mismatch deletes the partial file
-and raises :class:`ChecksumError` rather than unpacking something unexpected.
+and raises :class:`ChecksumError` rather than unpacking something unexpected. A cached file that
+fails its checksum or cannot be unpacked is renamed ``<name>.rejected``, so the next load fetches
+a fresh copy instead of failing the same way forever. Unpacking is capped (a small archive cannot
+fill the disk): see :func:`unpack_limit`, overridden with ``max_bytes=``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from pathlib import Path
 DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / "data" / "downloads"
 ALGORITHMS = ("sha256", "sha1", "md5")
 Fetch = Callable[[str, Path, float], None]
+MAX_EXTRACT_RATIO = 100              # unpacked bytes per archive byte allowed by default
+MIN_EXTRACT_LIMIT = 64 * 2**20       # small archives may always unpack to this much
+MAX_EXTRACT_BYTES = 32 * 2**30       # and no archive to more than this without max_bytes=
 
 
 class CorpusMissingError(FileNotFoundError):
@@ -29,6 +35,10 @@ class CorpusMissingError(FileNotFoundError):
 
 class ChecksumError(ValueError):
     """A downloaded or cached file does not match its pinned checksum."""
+
+
+class ArchiveTooLargeError(ValueError):
+    """An archive would unpack to more than its size cap (a possible decompression bomb)."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,15 @@ def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | Non
     expected = checksum if checksum is not None else source.checksum
     path = (cache_dir or DOWNLOAD_DIR) / source.filename
     if path.exists():
-        verify(path, expected)
-        return path
+        try:
+            verify(path, expected)
+            return path
+        except ChecksumError as err:
+            # Never leave a rejected file where every later load would fail on it again.
+            aside = set_aside(path)
+            if not download:
+                raise ChecksumError(f"{err} It was moved to {aside}; the next load with "
+                                    "download=True fetches a fresh copy.") from None
     if not download:
         raise CorpusMissingError(missing_message(source, path, "not downloaded yet"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,11 +140,59 @@ def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | Non
     return path
 
 
-def extract(archive: Path, destination: Path) -> Path:
-    """Unpack a .zip or .tar.gz once into ``destination`` (a marker file records completion)."""
+def set_aside(path: Path) -> Path:
+    """Rename a rejected cached file to ``<name>.rejected`` (kept for inspection, out of the way)."""
+    aside = path.with_name(path.name + ".rejected")
+    path.replace(aside)
+    return aside
+
+
+def unpack_limit(archive: Path, max_bytes: int | None) -> int:
+    """How many bytes ``archive`` may unpack to: ``max_bytes`` when given, else
+    ``MAX_EXTRACT_RATIO`` times its size (at least ``MIN_EXTRACT_LIMIT``, at most
+    ``MAX_EXTRACT_BYTES``). Real corpora of text unpack to a few times their archive's size."""
+    if max_bytes is not None:
+        return max_bytes
+    by_ratio = max(MAX_EXTRACT_RATIO * archive.stat().st_size, MIN_EXTRACT_LIMIT)
+    return min(by_ratio, MAX_EXTRACT_BYTES)
+
+
+def check_unpacked_size(archive: Path, limit: int) -> None:
+    """Raise :class:`ArchiveTooLargeError` before unpacking if the members' sizes add up past
+    ``limit``. The sizes are the archive's own; zipfile and tarfile never write more than them."""
+    total = 0
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as zf:
+            sizes = (info.file_size for info in zf.infolist())
+            for size in sizes:
+                total += size
+                if total > limit:
+                    break
+    else:
+        with tarfile.open(archive) as tf:
+            for member in tf:  # stops reading as soon as the limit is passed
+                total += member.size
+                if total > limit:
+                    break
+    if total > limit:
+        raise ArchiveTooLargeError(
+            f"{archive} unpacks to more than {limit:,} bytes ({archive.stat().st_size:,} packed); it "
+            "may be a decompression bomb and was not unpacked. If you trust it, pass max_bytes= "
+            "(to extract or ensure_extracted) with a larger limit."
+        )
+
+
+def extract(archive: Path, destination: Path, *, max_bytes: int | None = None) -> Path:
+    """Unpack a .zip or .tar.gz once into ``destination`` (a marker file records completion).
+
+    The unpacked size is capped (see :func:`unpack_limit`; ``max_bytes`` overrides the cap).
+    """
     marker = destination / ".extracted"
     if marker.exists():
         return destination
+    if archive.suffix != ".zip" and not archive.name.endswith((".tar.gz", ".tgz")):
+        raise ValueError(f"do not know how to unpack {archive.name}; expected .zip or .tar.gz")
+    check_unpacked_size(archive, unpack_limit(archive, max_bytes))
     destination.mkdir(parents=True, exist_ok=True)
     if archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as zf:
@@ -142,7 +207,20 @@ def extract(archive: Path, destination: Path) -> Path:
 
 
 def ensure_extracted(source: Source, *, download: bool = False, cache_dir: Path | None = None,
-                     checksum: str | None = None, fetch: Fetch = urllib_fetch) -> Path:
-    """The folder the corpus's archive unpacks into, downloading and unpacking as needed."""
+                     checksum: str | None = None, fetch: Fetch = urllib_fetch,
+                     max_bytes: int | None = None) -> Path:
+    """The folder the corpus's archive unpacks into, downloading and unpacking as needed.
+
+    An archive that turns out unreadable is set aside (``<name>.rejected``) so that the next
+    load downloads it again instead of failing on it forever.
+    """
     archive = ensure_file(source, download=download, cache_dir=cache_dir, checksum=checksum, fetch=fetch)
-    return extract(archive, archive.parent / f"{source.name}-extracted")
+    try:
+        return extract(archive, archive.parent / f"{source.name}-extracted", max_bytes=max_bytes)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        aside = set_aside(archive)
+        raise CorpusMissingError(missing_message(
+            source, archive, f"the cached archive could not be unpacked ({err}); it was moved to "
+            f"{aside.name}, so downloading again starts afresh")) from None
