@@ -3,13 +3,15 @@
 Why SQLite: ACID transactions (a killed writer loses at most its open transaction), readers
 that never block the writer in WAL mode, a single file to copy, and SQL for metadata queries.
 Arrays are stored as raw little-endian bytes plus a dtype from a fixed allow-list, a shape and a
-CRC32, so loading is ``frombuffer + reshape``: nothing in a store can run code, and a damaged
+CRC32, so loading is ``frombuffer + reshape``: nothing in a store can run code. A second CRC32
+covers every metadata field and the array's CRC32, so a damaged label is caught too; a damaged
 record is detected and reported on its own without taking its neighbours down.
 
 Each record carries: run, model name, model fingerprint (hash of the weights), module, example
 id, source and target tokens, step, kind (``"attention"`` or an attribution method's name) with
 its parameters (JSON), and the time it was written. ``(run, model, module, example, step, kind,
-params)`` is unique, so re-running a capture never duplicates records.
+params)`` is unique, so re-running a capture never duplicates records. Parquet export/import
+live in :mod:`interp.store_parquet`, salvage in :mod:`interp.store_salvage`.
 """
 
 from __future__ import annotations
