@@ -233,6 +233,30 @@ def test_parquet_import_is_capped_before_reading(tmp_path):
     assert 0 < DEFAULT_MAX_IMPORT_BYTES < 1 << 40
 
 
+def test_parquet_import_counts_real_bytes_when_the_footer_understates_them(tmp_path, monkeypatch):
+    import interp.store_parquet as store_parquet
+
+    big = bomb(tmp_path / "bomb.parquet", rows=40, row_bytes=1 << 20)
+    real_open = store_parquet._open_parquet
+
+    class LyingFooter:
+        """The file's row groups, with a footer that declares them empty."""
+
+        def __init__(self, pf):
+            self._pf, self.schema_arrow = pf, pf.schema_arrow
+            self.metadata = type("M", (), {"num_row_groups": 1,
+                                           "row_group": staticmethod(lambda i: type("R", (), {"total_byte_size": 0}))})
+
+        def iter_batches(self, **kwargs):
+            return self._pf.iter_batches(**kwargs)
+
+    monkeypatch.setattr(store_parquet, "_open_parquet", lambda path: LyingFooter(real_open(path)))
+    with Store(tmp_path / "s.sqlite") as s:
+        with pytest.raises(StoreError, match="holds more than .* bytes of arrays, over the import limit"):
+            s.import_parquet(big, max_bytes=4_000_000, batch_size=2)
+        assert len(s) == 0
+
+
 def test_cli_import_limit(tmp_path, capsys):
     big = bomb(tmp_path / "bomb.parquet", rows=8, row_bytes=1 << 20)
     store = str(tmp_path / "s.sqlite")
