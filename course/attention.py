@@ -10,10 +10,17 @@ that single convention lets ``interp`` capture any variant without special cases
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+WINDOW_HINT = (
+    ": the local window [p_t - D, p_t + D] covers only masked keys. Local windows assume "
+    "right-padded sources (real tokens first); pad on the right, widen window_half_width or use "
+    "window='global'"
+)
 
 
 class AttentionOutput(NamedTuple):
@@ -174,11 +181,39 @@ class SoftmaxNormalizer(nn.Module):
         energies = energies / self.temperature
         if mask is not None:
             mask = expand_key_mask(mask, energies)
+            require_allowed_key(mask)
             energies = energies.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(energies, dim=-1)
         if mask is not None:
             weights = weights.masked_fill(~mask, 0.0)
         return weights
+
+
+def require_allowed_key(allowed: Tensor, why: str = "") -> None:
+    """Raise when a query may attend no key at all: its weights could not sum to one, and the
+    normalisers would return zeros, crash, or pick a masked key."""
+    if bool(allowed.any(-1).all()):
+        return
+    rows = (~allowed.any(-1)).nonzero().tolist()
+    raise ValueError(
+        f"{len(rows)} query row(s) have no allowed key (first, as [batch, (head,) query]: "
+        f"{rows[:5]}); every query needs at least one unmasked key{why}"
+    )
+
+
+def context_without_masked_values(weights: Tensor, values: Tensor, context: Tensor,
+                                  combine: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """``context`` again, with keys of zero weight contributing exactly nothing even where their
+    values are NaN or infinite (``0 * NaN`` is NaN). Queries that give such a key some weight
+    still get NaN: a broken value they read is never hidden. Only called when ``context`` is not
+    finite, so finite inputs keep the plain computation bit for bit."""
+    bad = ~torch.isfinite(values).all(-1)  # [B, K]: keys whose values are not finite
+    if not bool(bad.any()):
+        return context  # the weights themselves are not finite: let that show
+    context = combine(weights, values.masked_fill(bad.unsqueeze(-1), 0.0))
+    reads = (weights != 0) & (bad[:, None, :] if weights.dim() == 3 else bad[:, None, None, :])
+    touched = reads.any(-1) if weights.dim() == 3 else reads.any(-1).any(1)  # [B, Q]
+    return context.masked_fill(touched.unsqueeze(-1), float("nan"))
 
 
 def expand_key_mask(mask: Tensor, energies: Tensor) -> Tensor:
@@ -272,6 +307,7 @@ class Attention(nn.Module):
                 positions = state.step.unsqueeze(1).expand(-1, query.size(1))
             inside, factor = self.window(query, keys.size(1), mask, positions)
             allowed = inside if mask is None else inside & mask.bool().unsqueeze(1)
+            require_allowed_key(allowed, WINDOW_HINT)
         weights = self.normalizer(energies, allowed)
         if factor is not None:
             weights = weights * (factor.unsqueeze(1) if weights.dim() == 4 else factor)
@@ -280,6 +316,9 @@ class Attention(nn.Module):
             context = combine(weights, values, prepared)
         else:
             context = torch.matmul(weights, values)
+        if allowed is not None and not bool(torch.isfinite(context).all()):
+            mix = torch.matmul if combine is None else (lambda w, v: combine(w, v, None))
+            context = context_without_masked_values(weights, values, context, mix)
         return AttentionOutput(context, weights)
 
 

@@ -2,7 +2,9 @@
 
 All normalisers take energies ``[B, (H,) Q, K]`` and a mask (``[B, K]`` or ``[B, Q, K]``, True
 where a key may be attended) and return weights of the same shape: non-negative, summing to one
-over the allowed keys, and exactly zero on the others.
+over the allowed keys, and exactly zero on the others. A query with no allowed key is an error
+for every normaliser; NaN or ``+inf`` energies on allowed keys propagate as NaN through softmax
+and raise in the others (which would otherwise crash or return a clean-looking one-hot).
 
 - ``softmax`` (with a temperature): dense, every allowed key gets some weight;
 - ``sparsemax`` and ``entmax15`` (Martins & Astudillo 2016; Peters et al. 2019, via the
@@ -18,7 +20,7 @@ import torch
 from entmax import entmax15, sparsemax
 from torch import Tensor, nn
 
-from course.attention import SoftmaxNormalizer, expand_key_mask
+from course.attention import SoftmaxNormalizer, expand_key_mask, require_allowed_key
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15", "hard_gumbel", "hard_reinforce")
 
@@ -35,6 +37,19 @@ def masked_scaled(energies: Tensor, mask: Tensor | None, temperature: float) -> 
         return energies, None
     mask = expand_key_mask(mask, energies)
     return energies.masked_fill(~mask, float("-inf")), mask
+
+
+def check_energies(scaled: Tensor) -> None:
+    """Raise for energies that would give a clean-looking but meaningless distribution.
+
+    ``scaled`` has masked keys at ``-inf`` already. NaN or ``+inf`` on an allowed key would be
+    turned into a valid-looking one-hot (argmax) or crash the sparse mappings; a row whose
+    allowed keys are all ``-inf`` (or that has none) cannot be normalised at all.
+    """
+    if bool(torch.isnan(scaled).any()) or bool(torch.isposinf(scaled).any()):
+        raise ValueError("attention energies hold NaN or +inf on allowed keys; the weights would be "
+                         "meaningless. Check the inputs and the score for overflow or NaN.")
+    require_allowed_key(scaled > float("-inf"), " (or only keys whose energy is -inf)")
 
 
 def zero_outside(weights: Tensor, mask: Tensor | None) -> Tensor:
@@ -55,6 +70,7 @@ class SparseNormalizer(nn.Module):
 
     def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
         scaled, mask = masked_scaled(energies, mask, self.temperature)
+        check_energies(scaled)
         return zero_outside(self.mapping(scaled), mask)
 
 
@@ -109,15 +125,18 @@ class HardNormalizer(nn.Module):
         self.last_log_prob = None
         if not self.training:
             scaled, mask = masked_scaled(energies, mask, 1.0)
+            check_energies(scaled)
             return one_hot_at(scaled.argmax(-1, keepdim=True), scaled)
         if self.estimator == "gumbel":
             scaled, mask = masked_scaled(energies, mask, 1.0)
+            check_energies(scaled)
             uniform = torch.rand_like(scaled).clamp_(1e-10, 1.0 - 1e-7)
             perturbed = scaled - torch.log(-torch.log(uniform))
             soft = torch.softmax(perturbed / self.temperature, dim=-1)
             hard = one_hot_at(perturbed.argmax(-1, keepdim=True), soft)
             return zero_outside(hard - soft.detach() + soft, mask)
         scaled, mask = masked_scaled(energies, mask, self.temperature)
+        check_energies(scaled)
         log_probs = torch.log_softmax(scaled, dim=-1)
         flat = log_probs.detach().exp().reshape(-1, log_probs.size(-1))
         index = torch.multinomial(flat, 1).view(*log_probs.shape[:-1], 1)

@@ -18,12 +18,45 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
+import unicodedata
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 _DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64"}
+
+
+class CliError(Exception):
+    """A bad input to a command: printed as one ``error: ...`` line, exit status 2."""
+
+
+def safe_text(value: Any) -> str:
+    """``str(value)`` with control and format characters (terminal escapes, bidi overrides,
+    newlines, tabs) written as ``\\xNN`` / ``\\uNNNN``, so stored text cannot drive the terminal."""
+    out = []
+    for ch in str(value):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of safe text, saying what failed."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, CliError) or type(exc).__module__.startswith("interp"):
+        text = str(exc)  # interp's own errors already say what was wrong and what to do
+    elif isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(safe_text(line.strip().replace("\t", " ")) for line in text.splitlines() if line.strip())
+    return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
 def load_object(spec: str, *, what: str) -> Any:
@@ -61,8 +94,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if not isinstance(model, nn.Module):
         raise SystemExit(f"error: --model {args.model} gave a {type(model).__name__}, not an nn.Module")
     if args.weights:
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        model.load_state_dict(_load_weights(args.weights, model))
     if not args.train:
         model.eval()
     data = load_object(args.data, what="data")
@@ -81,6 +113,36 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         f"stored, {report.seconds:.1f}s -> {args.store}"
     )
     return 0
+
+
+def _load_weights(path: str, model: Any) -> Any:
+    """A state_dict read with ``torch.load(weights_only=True)``, with one clear error when the
+    file is not one (interp never unpickles arbitrary objects) or does not fit the model."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not for users
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:
+        raise CliError(
+            f"--weights {path}: not a weights-only state_dict file: torch.load(weights_only=True) "
+            f"refused it ({type(exc).__name__}; it holds objects other than tensors, or is not a "
+            f"torch file), and interp never unpickles anything else. Save the weights with "
+            f"torch.save(model.state_dict(), path)"
+        ) from exc
+    if not isinstance(state, dict):
+        raise CliError(f"--weights {path}: holds a {type(state).__name__}, not a state_dict")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()
+        raise CliError(
+            f"--weights {path} does not fit the model ({' '.join(first[:3])}); check --model"
+        ) from exc
+    return state
 
 
 def _cmd_modules(args: argparse.Namespace) -> int:
@@ -158,15 +220,16 @@ def _open(path: str, readonly: bool = True) -> Any:
 def _cmd_info(args: argparse.Namespace) -> int:
     with _open(args.store) as store:
         info = store.info()
-        print(f"{info['path']}: {info['format']} schema {info['schema_version']}, "
+        print(f"{safe_text(info['path'])}: {info['format']} schema {info['schema_version']}, "
               f"{info['records']} records, {info['bytes'] / 1e6:.2f} MB")
         rows = store.summary()
         if rows:
             print("| run | model | fingerprint | module | kind | records | examples |")
             print("|---|---|---|---|---|---|---|")
             for r in rows:
-                print(f"| {r['run']} | {r['model']} | {r['fingerprint'][:12]} | {r['module']} | "
-                      f"{r['kind']} | {r['records']} | {r['examples']} |")
+                cells = [safe_text(r[k]).replace("|", "\\|") for k in ("run", "model", "fingerprint", "module", "kind")]
+                cells[2] = cells[2][:12]
+                print(f"| {' | '.join(cells)} | {r['records']} | {r['examples']} |")
     return 0
 
 
@@ -176,10 +239,11 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     with _open(args.store) as store:
-        for rec in store.iter(limit=args.limit, **_filters(args)):
+        for rec in store.iter(limit=args.limit, errors="warn", **_filters(args)):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.created))
-            print(f"{rec.id}\t{rec.run}\t{rec.module}\t{rec.example}\tstep={rec.step}\t{rec.kind}\t"
-                  f"{rec.dtype}{list(rec.shape)}\t{when}")
+            fields = [safe_text(v) for v in (rec.run, rec.module, rec.example)]
+            print(f"{rec.id}\t{fields[0]}\t{fields[1]}\t{fields[2]}\tstep={rec.step}\t"
+                  f"{safe_text(rec.kind)}\t{safe_text(rec.dtype)}{list(rec.shape)}\t{when}")
     return 0
 
 
@@ -189,7 +253,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         n = store.count()
     if problems:
         for p in problems[:100]:
-            print(p)
+            print(safe_text(p))
         print(f"{len(problems)} problem(s) in {args.store} ({n} records); salvage readable records with "
               f"`python -m interp salvage {args.store} rescued.sqlite`")
         return 1
@@ -199,24 +263,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     with _open(args.store) as store:
-        n = store.export_parquet(args.out, errors="warn" if args.skip_bad else "raise", **_filters(args))
-    print(f"exported {n} records to {args.out}")
+        n = store.export_parquet(args.out, errors="warn" if args.skip_bad else "raise",
+                                 overwrite=args.force, **_filters(args))
+    print(f"exported {n} records to {safe_text(args.out)}")
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    if args.max_bytes < 0:
+        raise CliError(f"--max-bytes must be 0 (no limit) or a positive number of bytes, got {args.max_bytes}")
     with _open(args.store, readonly=False) as store:
-        n = store.import_parquet(args.parquet)
-    print(f"imported {n} new records into {args.store}")
+        n = store.import_parquet(args.parquet, max_bytes=args.max_bytes or None)
+    print(f"imported {n} new records into {safe_text(args.store)}")
     return 0
 
 
 def _cmd_salvage(args: argparse.Namespace) -> int:
     from .store import salvage
 
-    copied, lost = salvage(args.store, args.out)
-    print(f"copied {copied} readable records to {args.out}; {lost} damaged records left behind")
-    return 0 if lost == 0 else 1
+    report = salvage(args.store, args.out, overwrite=args.force)
+    for line in report.dropped[:100]:
+        print(f"left behind: {safe_text(line)}", file=sys.stderr)
+    unverified = (f"; {report.unverified} copied from a schema-1 store without a metadata checksum"
+                  if report.unverified else "")
+    print(f"copied {report.copied} readable records to {safe_text(args.out)}; {report.lost} damaged "
+          f"records left behind{unverified}")
+    return 0 if report.lost == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("store")
     e.add_argument("out")
     e.add_argument("--skip-bad", action="store_true", help="warn about and skip damaged records")
+    e.add_argument("--force", action="store_true", help="replace OUT if it exists (never the store itself)")
     for f in ("run", "model", "module", "example", "kind"):
         e.add_argument(f"--{f}")
     e.set_defaults(func=_cmd_export)
@@ -274,31 +347,47 @@ def build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="import a Parquet export into a store")
     im.add_argument("parquet")
     im.add_argument("store")
+    from .store import DEFAULT_MAX_IMPORT_BYTES
+
+    im.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_IMPORT_BYTES,
+                    help=f"refuse files holding more array bytes than this (default {DEFAULT_MAX_IMPORT_BYTES:,}; 0: no limit)")
     im.set_defaults(func=_cmd_import)
 
     s = sub.add_parser("salvage", help="copy every readable record of a damaged store into a new one")
     s.add_argument("store")
     s.add_argument("out")
+    s.add_argument("--force", action="store_true", help="replace OUT if it exists (never the damaged store itself)")
     s.set_defaults(func=_cmd_salvage)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m interp`` and the ``interp`` script."""
+    """Entry point of ``python -m interp`` and the ``interp`` script.
+
+    Every failure prints one ``error: ...`` line (control characters escaped) and exits
+    non-zero: 2 for bad input (1 where ``SystemExit`` carries the message), 130 when interrupted.
+    ``INTERP_TRACEBACK=1`` shows the traceback of an unexpected error instead.
+    """
     args = build_parser().parse_args(argv)
     if getattr(args, "run", "x") is None and args.command == "capture":
         args.run = f"{args.model.split(':')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from .batch import ShapeMismatchError
-    from .capture import ExtractionError, ModuleSelectionError
-    from .store import StoreError
-
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ModuleSelectionError, ExtractionError, ShapeMismatchError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("error: interrupted; a store keeps every batch committed before the interruption",
+              file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # an "error: ..." message: kept to one line, made safe
+            raise SystemExit(" ".join(safe_text(line) for line in exc.code.splitlines())) from None
+        raise
+    except Exception as exc:
+        if os.environ.get("INTERP_TRACEBACK"):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

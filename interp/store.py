@@ -3,20 +3,22 @@
 Why SQLite: ACID transactions (a killed writer loses at most its open transaction), readers
 that never block the writer in WAL mode, a single file to copy, and SQL for metadata queries.
 Arrays are stored as raw little-endian bytes plus a dtype from a fixed allow-list, a shape and a
-CRC32, so loading is ``frombuffer + reshape``: nothing in a store can run code, and a damaged
+CRC32, so loading is ``frombuffer + reshape``: nothing in a store can run code. A second CRC32
+covers every metadata field and the array's CRC32, so a damaged label is caught too; a damaged
 record is detected and reported on its own without taking its neighbours down.
 
 Each record carries: run, model name, model fingerprint (hash of the weights), module, example
 id, source and target tokens, step, kind (``"attention"`` or an attribution method's name) with
 its parameters (JSON), and the time it was written. ``(run, model, module, example, step, kind,
-params)`` is unique, so re-running a capture never duplicates records.
+params)`` is unique, so re-running a capture never duplicates records. Parquet export/import
+live in :mod:`interp.store_parquet`, salvage in :mod:`interp.store_salvage`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import time
@@ -29,16 +31,23 @@ from typing import Any, Literal
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from .store_codec import (
+    ALLOWED_DTYPES,
+    CHECKED_COLUMNS,
+    decode_array,
+    json_params,
+    json_tokens,
+    meta_checksum,
+    to_bytes,
+)
+from .store_errors import CorruptRecordError, StoreError
+
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x696E7470  # "intp": marks the file as an interp store
 FORMAT_NAME = "interp-store"
-
-# dtype name -> (numpy dtype or None for bfloat16, itemsize). Only plain numeric types: a dtype
-# such as "object" would need pickle, so it can never be stored or loaded.
-ALLOWED_DTYPES: dict[str, int] = {
-    "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8,
-    "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "bool": 1,
-}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# Parquet import refuses files that would add more array bytes than this (override: max_bytes=).
+DEFAULT_MAX_IMPORT_BYTES = 1 << 30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +68,7 @@ CREATE TABLE IF NOT EXISTS records (
     crc32       INTEGER NOT NULL,
     data        BLOB NOT NULL,
     created     REAL NOT NULL,
+    meta_crc32  INTEGER,
     UNIQUE (run, model, module, example, step, kind, params)
 );
 CREATE INDEX IF NOT EXISTS records_run_example ON records (run, example);
@@ -68,17 +78,10 @@ CREATE INDEX IF NOT EXISTS records_kind ON records (kind, run);
 
 _META_COLUMNS = (
     "id", "run", "model", "fingerprint", "module", "example", "step", "kind", "params",
-    "source", "target", "dtype", "shape", "crc32", "created",
+    "source", "target", "dtype", "shape", "crc32", "created", "meta_crc32",
 )
 _FILTERS = ("run", "model", "fingerprint", "module", "example", "step", "kind")
-
-
-class StoreError(RuntimeError):
-    """The store file cannot be used: not a store, a newer schema, corrupt or truncated."""
-
-
-class CorruptRecordError(StoreError):
-    """One record's array failed validation; other records are unaffected."""
+Errors = Literal["raise", "warn", "skip"]
 
 
 def fingerprint(model: Any) -> str:
@@ -91,69 +94,23 @@ def fingerprint(model: Any) -> str:
     h = hashlib.blake2b(digest_size=16)
     for name in sorted(state):
         value = state[name]
-        raw, dtype, shape = _to_bytes(value)
+        raw, dtype, shape = to_bytes(value)
         h.update(name.encode())
         h.update(f"|{dtype}|{shape}|".encode())
         h.update(raw)
     return h.hexdigest()
 
 
-def _to_bytes(value: Any) -> tuple[bytes, str, tuple[int, ...]]:
-    """Raw little-endian C-order bytes, dtype name and shape of a tensor or array."""
-    if hasattr(value, "detach") and hasattr(value, "dtype") and not isinstance(value, np.ndarray):
-        import torch
-
-        t = value.detach().to("cpu").contiguous()
-        dtype = str(t.dtype).removeprefix("torch.")
-        if dtype not in ALLOWED_DTYPES:
-            raise TypeError(f"cannot store tensors of dtype {t.dtype}; allowed: {', '.join(ALLOWED_DTYPES)}")
-        shape = tuple(t.shape)
-        if dtype == "bfloat16":
-            raw = t.reshape(-1).view(torch.int16).numpy().astype("<i2", copy=False).tobytes()
-        else:
-            raw = _np_bytes(t.numpy())
-        return raw, dtype, shape
-    arr = np.asarray(value)
-    dtype = arr.dtype.name
-    if dtype not in ALLOWED_DTYPES or dtype == "bfloat16":
-        raise TypeError(f"cannot store arrays of dtype {arr.dtype}; allowed: {', '.join(ALLOWED_DTYPES)}")
-    return _np_bytes(arr), dtype, tuple(arr.shape)
+_INSERT = {
+    mode: f"{verb} INTO records ({', '.join(CHECKED_COLUMNS)}, data, meta_crc32) "
+          f"VALUES ({', '.join('?' * (len(CHECKED_COLUMNS) + 2))})"
+    for mode, verb in (("ignore", "INSERT OR IGNORE"), ("replace", "INSERT OR REPLACE"), ("raise", "INSERT"))
+}
 
 
-def _np_bytes(arr: np.ndarray) -> bytes:
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr).tobytes()
-
-
-def _looks_pickled(blob: bytes) -> bool:
-    return len(blob) >= 2 and blob[0] == 0x80 and 2 <= blob[1] <= 5
-
-
-def decode_array(blob: bytes, dtype: str, shape: Sequence[int], *, where: str = "record") -> np.ndarray:
-    """Validate and decode a stored array (never unpickles). bfloat16 comes back as float32."""
-    if dtype not in ALLOWED_DTYPES:
-        raise CorruptRecordError(
-            f"{where}: dtype {dtype!r} is not allowed (allowed: {', '.join(ALLOWED_DTYPES)}); "
-            f"interp never unpickles, so this record is refused. The file may have been "
-            f"written by another tool or tampered with."
-        )
-    try:
-        dims = [int(d) for d in shape]
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecordError(f"{where}: shape {shape!r} is not a list of integers") from exc
-    if any(d < 0 for d in dims):
-        raise CorruptRecordError(f"{where}: negative dimension in shape {dims}")
-    expected = math.prod(dims) * ALLOWED_DTYPES[dtype]
-    if len(blob) != expected:
-        extra = " (the bytes look like a pickle payload, which is never loaded)" if _looks_pickled(blob) else ""
-        raise CorruptRecordError(
-            f"{where}: {len(blob)} bytes stored but dtype {dtype} shape {dims} needs {expected}{extra}"
-        )
-    if dtype == "bfloat16":
-        bits = np.frombuffer(blob, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(dims)
-    return np.frombuffer(blob, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims)
+def _check_errors(errors: str) -> None:
+    if errors not in ("raise", "warn", "skip"):
+        raise ValueError(f"errors must be 'raise', 'warn' or 'skip', got {errors!r}")
 
 
 @dataclass
@@ -175,10 +132,15 @@ class StoredRecord:
     shape: tuple[int, ...]
     crc32: int
     created: float
+    meta_crc32: int | None = None
     _store: Store | None = field(default=None, repr=False, compare=False)
 
     def array(self) -> np.ndarray:
-        """Load, check (size, CRC32, dtype) and return the array (read-only view)."""
+        """Load, check (size, CRC32, dtype) and return the array (read-only view).
+
+        The record's metadata was verified against its checksum when it was read, and that
+        checksum covers the array's CRC32: the array returned is the one written with these
+        labels."""
         if self._store is None:
             raise StoreError("this record is detached from its store")
         return self._store._load(self)
@@ -199,16 +161,35 @@ class StoredRecord:
         )
 
 
-def _json_tokens(tokens: Sequence[Any] | None) -> str | None:
-    if tokens is None:
-        return None
-    if isinstance(tokens, str):
-        raise TypeError("tokens must be a sequence of strings, not one string (split it first)")
-    return json.dumps([str(t) for t in tokens], ensure_ascii=False)
+def _refuse_foreign_file(path: Path) -> None:
+    """Refuse to open (and so overwrite) a non-empty file that is not a SQLite database."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc}") from exc
+    if head != SQLITE_MAGIC:
+        raise StoreError(
+            f"{path}: not a readable interp store: the file exists and is not a SQLite database "
+            f"(it starts with {head[:8]!r}). Refusing to turn it into a store, which would destroy "
+            f"it; choose another file name."
+        )
 
 
-def _json_params(params: Mapping[str, Any] | None) -> str:
-    return json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"), default=str)
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _busy_error(path: Path, exc: BaseException, timeout: float | None, doing: str = "opening") -> StoreError:
+    waited = f" after waiting {timeout:g} s" if timeout is not None else ""
+    return StoreError(
+        f"{path}: {doing} failed{waited}: another process holds the store's write lock ({exc}). "
+        f"The file is not damaged: wait for the other writer to finish and retry, or open the "
+        f"store with a longer timeout (Store(path, timeout=...))."
+    )
 
 
 class Store:
@@ -235,6 +216,7 @@ class Store:
             raise StoreError(f"{self.path}: no such store")
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a store file")
+        _refuse_foreign_file(self.path)
         if not readonly and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -251,16 +233,24 @@ class Store:
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute(f"PRAGMA synchronous = {synchronous}")
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if _is_busy(exc):
+                raise _busy_error(self.path, exc, timeout) from exc
+            raise self._unreadable(exc) from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise StoreError(
-                f"{self.path}: not a readable interp store ({exc}). If it is a store that was "
-                f"truncated or damaged, copy its readable records into a new store with "
-                f"`python -m interp salvage {self.path} rescued.sqlite`."
-            ) from exc
+            raise self._unreadable(exc) from exc
         except BaseException:
             self._db.close()
             raise
+
+    def _unreadable(self, exc: Exception) -> StoreError:
+        return StoreError(
+            f"{self.path}: not a readable interp store ({exc}). If it is a store that was "
+            f"truncated or damaged, copy its readable records into a new store with "
+            f"`python -m interp salvage {self.path} rescued.sqlite`."
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -272,8 +262,7 @@ class Store:
         if app_id == 0 and not tables:
             if self.readonly:
                 raise StoreError(f"{self.path}: empty file, not an interp store")
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 # Re-check under the write lock: another process may have created it meanwhile.
                 if not {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}:
                     for statement in _SCHEMA.split(";"):
@@ -283,11 +272,7 @@ class Store:
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            self._meta_crc = True
             return
         if app_id != APPLICATION_ID:
             raise StoreError(
@@ -301,6 +286,34 @@ class Store:
             )
         if version < 1 or "records" not in tables:
             raise StoreError(f"{self.path}: interp store with unknown schema {version}; it may be damaged")
+        if version == 1 and not self.readonly:
+            self._upgrade_from_1()
+            version = SCHEMA_VERSION
+        # Schema 1 records carry no metadata checksum: they read as before (array CRC only).
+        self._meta_crc = version >= 2
+
+    def _upgrade_from_1(self) -> None:
+        """Schema 1 -> 2: add the metadata checksum column. Old records keep it NULL (their
+        metadata was never checksummed and cannot be vouched for now); new ones fill it."""
+        db = self._db
+        with self._transaction():
+            if db.execute("PRAGMA user_version").fetchone()[0] == 1:
+                db.execute("ALTER TABLE records ADD COLUMN meta_crc32 INTEGER")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed into the main file by SQLite)."""
@@ -316,6 +329,8 @@ class Store:
         return f"Store({str(self.path)!r})"
 
     def _wrap(self, exc: sqlite3.DatabaseError, doing: str) -> StoreError:
+        if _is_busy(exc):
+            return _busy_error(self.path, exc, None, doing)
         return StoreError(
             f"{self.path}: {doing} failed: {exc}. If the file is damaged, run "
             f"`python -m interp check {self.path}` and copy the readable records into a new store "
@@ -357,35 +372,23 @@ class Store:
 
         Each row is a mapping with the keyword arguments of :meth:`add` (``array`` required).
         """
-        verb = {"ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE", "raise": "INSERT"}
-        if on_conflict not in verb:
+        if on_conflict not in _INSERT:
             raise ValueError(f"on_conflict must be 'ignore', 'replace' or 'raise', got {on_conflict!r}")
         now = time.time()
         encoded = [self._encode(row, now) for row in rows]
         if not encoded:
             return 0
-        sql = (
-            f"{verb[on_conflict]} INTO records (run, model, fingerprint, module, example, step, kind, "
-            "params, source, target, dtype, shape, crc32, data, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        return self._write(sql, encoded)
+        return self._write(_INSERT[on_conflict], encoded)
 
     def _write(self, sql: str, rows: list[tuple]) -> int:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 before = db.total_changes
                 db.executemany(sql, rows)
                 written = db.total_changes - before
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: a record with the same key exists ({exc}); "
                              f"use on_conflict='ignore' or 'replace'") from exc
@@ -404,14 +407,16 @@ class Store:
         for key in ("array", "run", "module", "example"):
             if key not in row or row[key] is None:
                 raise TypeError(f"a record needs {key!r}")
-        raw, dtype, shape = _to_bytes(row["array"])
-        return (
-            str(row["run"]), str(row.get("model") or ""), str(row.get("fingerprint") or ""),
-            str(row["module"]), str(row["example"]), int(row.get("step") or 0),
-            str(row.get("kind") or "attention"), _json_params(row.get("params")),
-            _json_tokens(row.get("source")), _json_tokens(row.get("target")),
-            dtype, json.dumps(list(shape)), zlib.crc32(raw), raw, now,
+        raw, dtype, shape = to_bytes(row["array"])
+        columns = dict(
+            run=str(row["run"]), model=str(row.get("model") or ""),
+            fingerprint=str(row.get("fingerprint") or ""), module=str(row["module"]),
+            example=str(row["example"]), step=int(row.get("step") or 0),
+            kind=str(row.get("kind") or "attention"), params=json_params(row.get("params")),
+            source=json_tokens(row.get("source")), target=json_tokens(row.get("target")),
+            dtype=dtype, shape=json.dumps(list(shape)), crc32=zlib.crc32(raw), created=now,
         )
+        return (*(columns[c] for c in CHECKED_COLUMNS), raw, meta_checksum(columns))
 
     def delete(self, **filters: Any) -> int:
         """Delete the records matching ``filters`` (same keywords as :meth:`query`)."""
@@ -458,23 +463,105 @@ class Store:
         """
         return list(self.iter(limit=limit, order=order, **filters))
 
-    def iter(self, *, limit: int | None = None, order: str = "id", **filters: Any) -> Iterator[StoredRecord]:
-        """Like :meth:`query`, streaming (bounded memory for any number of records)."""
+    def iter(
+        self, *, limit: int | None = None, order: str = "id", errors: Errors = "raise", **filters: Any
+    ) -> Iterator[StoredRecord]:
+        """Like :meth:`query`, streaming (bounded memory for any number of records).
+
+        Every record's metadata is checked against its checksum as it is read. With
+        ``errors="warn"`` or ``"skip"`` a damaged record is reported (or passed over) and the
+        scan goes on; when a damaged page stops SQLite's scan, the remaining records are looked
+        up one by one, so everything readable is still returned (then in id order).
+        """
+        _check_errors(errors)
         if order not in ("id", "created", "example", "module"):
             raise ValueError(f"order must be id, created, example or module, got {order!r}")
         where, args = self._where(filters)
-        sql = f"SELECT {', '.join(_META_COLUMNS)} FROM records"
+        sql = f"SELECT {self._columns()} FROM records"
         if where:
             sql += f" WHERE {where}"
         sql += f" ORDER BY {order}, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        seen: set[int] = set()
         try:
-            cursor = self._db.execute(sql, args)
-            for row in cursor:
-                yield self._record(row)
+            for row in self._db.execute(sql, args):
+                seen.add(int(row[0]))
+                rec = self._checked(row, errors)
+                if rec is not None:
+                    yield rec
+            return
         except sqlite3.DatabaseError as exc:
-            raise self._wrap(exc, "querying") from exc
+            if errors == "raise":
+                raise self._wrap(exc, "querying") from exc
+            self._report(errors, f"{self.path}: the scan stopped at a damaged page ({exc}); "
+                                 f"looking the remaining records up one by one")
+        ids, unreadable = self.readable_ids(where, args)
+        for rid in unreadable:
+            self._report(errors, f"{self.path}: record {rid}: unreadable (damaged page)")
+        left = None if limit is None else int(limit) - len(seen)
+        for rid in ids:
+            if rid in seen:
+                continue
+            if left is not None and left <= 0:
+                return
+            try:
+                row = self._db.execute(f"SELECT {self._columns()} FROM records WHERE id = ?", (rid,)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._report(errors, f"{self.path}: record {rid}: unreadable ({exc})")
+                continue
+            if row is None:
+                continue
+            if left is not None:
+                left -= 1
+            rec = self._checked(row, errors)
+            if rec is not None:
+                yield rec
+
+    def _checked(self, row: Sequence[Any], errors: Errors) -> StoredRecord | None:
+        try:
+            return self._record(row)
+        except CorruptRecordError as exc:
+            if errors == "raise":
+                raise
+            self._report(errors, str(exc))
+            return None
+
+    @staticmethod
+    def _report(errors: Errors, message: str) -> None:
+        if errors == "warn":
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def readable_ids(
+        self, where: str = "", args: Sequence[Any] = (), *, thorough: bool = False
+    ) -> tuple[list[int], list[int]]:
+        """Ids of the records matching a ``WHERE`` clause, found around damaged pages.
+
+        A full scan first; if a damaged page stops it (or ``thorough``), the indexes are scanned
+        too and every id up to 1000 past the highest one seen is looked up on its own. Returns
+        ``(ids, unreadable)``: the ids found, and the ids whose lookup failed (contents unknown).
+        """
+        cond = f" WHERE {where}" if where else ""
+        ids: set[int] = set()
+        for index in ("", " INDEXED BY records_run_example", " INDEXED BY records_kind"):
+            try:
+                for (rid,) in self._db.execute(f"SELECT id FROM records{index}{cond}", list(args)):
+                    ids.add(int(rid))
+            except sqlite3.DatabaseError:
+                continue  # a damaged page ends this scan; the others and the probes fill in
+            if not index and not thorough:
+                return sorted(ids), []  # the full scan read every page
+        unreadable: list[int] = []
+        probe = f"SELECT id FROM records WHERE id = ?{' AND (' + where + ')' if where else ''}"
+        for rid in range(1, max(ids, default=0) + 1001):
+            if rid in ids:
+                continue
+            try:
+                if self._db.execute(probe, [rid, *args]).fetchone() is not None:
+                    ids.add(rid)
+            except sqlite3.DatabaseError:
+                unreadable.append(rid)
+        return sorted(ids), unreadable
 
     def one(self, **filters: Any) -> StoredRecord:
         """The single record matching ``filters``; a clear error for none or several."""
@@ -486,10 +573,10 @@ class Store:
         return found[0]
 
     def get(self, record_id: int) -> StoredRecord:
-        """The record with this id."""
+        """The record with this id (metadata checked against its checksum)."""
         try:
             row = self._db.execute(
-                f"SELECT {', '.join(_META_COLUMNS)} FROM records WHERE id = ?", (int(record_id),)
+                f"SELECT {self._columns()} FROM records WHERE id = ?", (int(record_id),)
             ).fetchone()
         except sqlite3.DatabaseError as exc:
             raise self._wrap(exc, f"reading record {record_id}") from exc
@@ -497,9 +584,19 @@ class Store:
             raise KeyError(f"no record {record_id} in {self.path}")
         return self._record(row)
 
+    def _columns(self) -> str:
+        cols = ", ".join(_META_COLUMNS)
+        return cols if self._meta_crc else cols.replace("meta_crc32", "NULL AS meta_crc32")
+
     def _record(self, row: Sequence[Any]) -> StoredRecord:
         d = dict(zip(_META_COLUMNS, row, strict=True))
         where = f"record {d['id']} (run={d['run']!r}, module={d['module']!r}, example={d['example']!r})"
+        if d["meta_crc32"] is not None and meta_checksum(d) != d["meta_crc32"]:
+            raise CorruptRecordError(
+                f"{self.path}: {where}: metadata checksum mismatch: its labels (run, module, example, "
+                f"tokens, ...) are damaged, so its array is not returned under them. Run "
+                f"`python -m interp check {self.path}`; salvage leaves this record out."
+            )
         try:
             params = json.loads(d["params"]) if d["params"] else {}
             source = json.loads(d["source"]) if d["source"] is not None else None
@@ -511,7 +608,7 @@ class Store:
             id=d["id"], run=d["run"], model=d["model"], fingerprint=d["fingerprint"],
             module=d["module"], example=d["example"], step=d["step"], kind=d["kind"],
             params=params, source=source, target=target, dtype=d["dtype"], shape=shape,
-            crc32=d["crc32"], created=d["created"], _store=self,
+            crc32=d["crc32"], created=d["created"], meta_crc32=d["meta_crc32"], _store=self,
         )
 
     def _load(self, rec: StoredRecord) -> np.ndarray:
@@ -532,13 +629,13 @@ class Store:
         return arr
 
     def arrays(
-        self, *, errors: Literal["raise", "warn", "skip"] = "raise", **filters: Any
+        self, *, errors: Errors = "raise", **filters: Any
     ) -> Iterator[tuple[StoredRecord, np.ndarray]]:
         """Stream ``(record, array)`` pairs. With ``errors="warn"`` or ``"skip"`` a damaged
-        record is reported (or silently passed) and the others are still read."""
-        if errors not in ("raise", "warn", "skip"):
-            raise ValueError(f"errors must be 'raise', 'warn' or 'skip', got {errors!r}")
-        for rec in self.iter(**filters):
+        record (bytes, metadata or its page) is reported (or silently passed) and every other
+        readable record is still returned."""
+        _check_errors(errors)
+        for rec in self.iter(errors=errors, **filters):
             try:
                 arr = rec.array()
             except CorruptRecordError as exc:
@@ -611,8 +708,9 @@ class Store:
     def check(self, *, arrays: bool = True) -> list[str]:
         """Problems found, empty when the store is sound.
 
-        Runs SQLite's ``PRAGMA integrity_check`` and (``arrays=True``) validates every record's
-        dtype, size and checksum. Never raises for a damaged file: problems are returned.
+        Runs SQLite's ``PRAGMA integrity_check``, verifies every record's metadata checksum and
+        (``arrays=True``) its array's dtype, size and checksum. Never raises for a damaged file:
+        problems are returned. A deleted ``-wal`` file cannot be noticed (see the README).
         """
         problems: list[str] = []
         try:
@@ -621,22 +719,22 @@ class Store:
                     problems.append(f"sqlite: {line}")
         except sqlite3.DatabaseError as exc:
             problems.append(f"sqlite: integrity check could not run: {exc}")
-        if arrays:
+        ids, unreadable = self.readable_ids()
+        problems.extend(f"{self.path}: record {rid}: unreadable (damaged page)" for rid in unreadable)
+        for rid in ids:
             try:
-                ids = [r[0] for r in self._db.execute("SELECT id FROM records ORDER BY id")]
-            except sqlite3.DatabaseError as exc:
-                problems.append(f"records: cannot list: {exc}")
-                ids = []
-            for rid in ids:
-                try:
-                    self.get(rid).array()
-                except (StoreError, KeyError) as exc:
-                    problems.append(str(exc))
+                rec = self.get(rid)
+                if arrays:
+                    rec.array()
+            except (StoreError, KeyError) as exc:
+                problems.append(str(exc))
         return problems
 
-    def salvage(self, dest: str | os.PathLike[str]) -> tuple[int, int]:
-        """Copy every readable record into a new store at ``dest``; see :func:`salvage`."""
-        return salvage(self.path, dest)
+    def salvage(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+        """Copy every readable record into a new store at ``dest``; see :func:`interp.store.salvage`."""
+        from .store_salvage import salvage
+
+        return salvage(self.path, dest, overwrite=overwrite)
 
     # ------------------------------------------------------------------ parquet
 
@@ -645,185 +743,37 @@ class Store:
         path: str | os.PathLike[str],
         *,
         batch_size: int = 1024,
-        errors: Literal["raise", "warn", "skip"] = "raise",
+        errors: Errors = "raise",
+        overwrite: bool = False,
         **filters: Any,
     ) -> int:
-        """Write matching records (metadata + raw array bytes) to a Parquet file, streaming.
+        """Write matching records to a Parquet file; see :func:`interp.store_parquet.export_parquet`."""
+        from .store_parquet import export_parquet
 
-        Columns: run, model, fingerprint, module, example, step, kind, params (JSON), source and
-        target (lists of strings), dtype, shape (list of ints), data (bytes), created. Decode
-        ``data`` with ``numpy.frombuffer(data, dtype).reshape(shape)`` in DuckDB/Spark/Dask.
-        Returns the number of records written.
-        """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        return export_parquet(self, path, batch_size=batch_size, errors=errors, overwrite=overwrite, **filters)
 
-        schema = _arrow_schema(pa)
-        written = 0
-        writer = pq.ParquetWriter(str(path), schema)
-        try:
-            buf: list[tuple[StoredRecord, np.ndarray]] = []
-            for rec, arr in self.arrays(errors=errors, **filters):
-                buf.append((rec, arr))
-                if len(buf) >= batch_size:
-                    writer.write_table(_arrow_table(pa, schema, buf))
-                    written += len(buf)
-                    buf = []
-            if buf:
-                writer.write_table(_arrow_table(pa, schema, buf))
-                written += len(buf)
-        finally:
-            writer.close()
-        return written
+    def import_parquet(
+        self, path: str | os.PathLike[str], *, batch_size: int = 256,
+        max_bytes: int | None = DEFAULT_MAX_IMPORT_BYTES,
+    ) -> int:
+        """Add the records of a Parquet export in one transaction, at most ``max_bytes`` of
+        arrays (``None``: no limit); see :func:`interp.store_parquet.import_parquet`."""
+        from .store_parquet import import_parquet
 
-    def import_parquet(self, path: str | os.PathLike[str], *, batch_size: int = 1024) -> int:
-        """Add the records of a Parquet export (validated like any record); returns how many were
-        new (records already present are skipped)."""
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(str(path))
-        needed = {"run", "module", "example", "dtype", "shape", "data"}
-        missing = needed - set(pf.schema_arrow.names)
-        if missing:
-            raise StoreError(f"{path}: not an interp Parquet export (missing columns {sorted(missing)})")
-        added = 0
-        for i, batch in enumerate(pf.iter_batches(batch_size=batch_size)):
-            rows = []
-            for j, r in enumerate(batch.to_pylist()):
-                where = f"{path}: row {i * batch_size + j}"
-                arr = decode_array(r["data"], r["dtype"], r["shape"], where=where)
-                if r["dtype"] == "bfloat16":
-                    import torch
-
-                    arr = torch.from_numpy(arr.copy()).to(torch.bfloat16)
-                rows.append(dict(
-                    array=arr, run=r["run"], module=r["module"], example=r["example"],
-                    model=r.get("model") or "", fingerprint=r.get("fingerprint") or "",
-                    step=r.get("step") or 0, kind=r.get("kind") or "attention",
-                    params=json.loads(r["params"]) if r.get("params") else {},
-                    source=r.get("source"), target=r.get("target"),
-                ))
-            added += self.add_many(rows)
-        return added
-
-
-def _arrow_schema(pa: Any) -> Any:
-    return pa.schema(
-        [
-            ("run", pa.string()), ("model", pa.string()), ("fingerprint", pa.string()),
-            ("module", pa.string()), ("example", pa.string()), ("step", pa.int64()),
-            ("kind", pa.string()), ("params", pa.string()),
-            ("source", pa.list_(pa.string())), ("target", pa.list_(pa.string())),
-            ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("data", pa.binary()),
-            ("created", pa.float64()),
-        ],
-        metadata={b"format": FORMAT_NAME.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
-    )
-
-
-def _arrow_table(pa: Any, schema: Any, rows: list[tuple[StoredRecord, np.ndarray]]) -> Any:
-    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
-    for rec, arr in rows:
-        for name in ("run", "model", "fingerprint", "module", "example", "step", "kind",
-                     "source", "target", "dtype", "created"):
-            cols[name].append(getattr(rec, name))
-        cols["params"].append(_json_params(rec.params))
-        cols["shape"].append(list(rec.shape))
-        if rec.dtype == "bfloat16":  # keep the stored bf16 bits, not the float32 view
-            cols["data"].append((arr.view(np.uint32) >> 16).astype("<u2").tobytes())
-        else:
-            cols["data"].append(_np_bytes(arr))
-    return pa.table(cols, schema=schema)
-
-
-def salvage(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tuple[int, int]:
-    """Copy every readable record of a damaged (even unopenable) store into ``dest``.
-
-    Works on a private copy of ``src`` (never modifies it): a truncated file is cut to whole
-    pages and its header's page count corrected, so SQLite reads what survives; record ids are
-    gathered from whatever table and index pages still read, then each record is fetched and
-    validated on its own. Returns ``(copied, lost)``; ``lost`` counts records known to exist
-    but unreadable (how many were past a truncation point cannot be known).
-    """
-    import shutil
-    import tempfile
-
-    src = Path(src)
-    try:
-        with open(src, "rb") as f:
-            header = f.read(100)
-    except OSError as exc:
-        raise StoreError(f"{src}: cannot read: {exc}") from exc
-    if not header.startswith(b"SQLite format 3\x00") or len(header) < 100:
-        raise StoreError(f"{src}: not a SQLite file (starts with {header[:16]!r}); nothing to salvage")
-    page = int.from_bytes(header[16:18], "big")
-    page = 65536 if page == 1 else page
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "copy.sqlite"
-        shutil.copyfile(src, copy)
-        wal = Path(f"{src}-wal")
-        if wal.exists():
-            shutil.copyfile(wal, Path(f"{copy}-wal"))
-        pages = copy.stat().st_size // page
-        with open(copy, "r+b") as f:
-            f.truncate(pages * page)
-            f.seek(28)
-            f.write(pages.to_bytes(4, "big"))
-        raw = Store.__new__(Store)
-        raw.path, raw.readonly = src, True
-        raw._db = sqlite3.connect(copy, isolation_level=None)
-        try:
-            return _copy_readable(raw, dest)
-        finally:
-            raw._db.close()
-
-
-def _copy_readable(raw: Store, dest: str | os.PathLike[str]) -> tuple[int, int]:
-    ids: set[int] = set()
-    for sql in (
-        "SELECT id FROM records",
-        "SELECT id FROM records INDEXED BY records_run_example",
-        "SELECT id FROM records INDEXED BY records_kind",
-    ):
-        try:
-            for (rid,) in raw._db.execute(sql):
-                ids.add(int(rid))
-        except sqlite3.DatabaseError:
-            continue  # a damaged page ends this scan; the others and the probes fill in
-    top = max(ids, default=0)
-    copied = 0
-    failed: list[int] = []
-    last_good = 0
-    rows: list[dict[str, Any]] = []
-    with Store(dest) as out:
-        for rid in sorted(ids | set(range(1, top + 1001))):
-            try:
-                rec = raw.get(rid)
-                arr: Any = rec.tensor() if rec.dtype == "bfloat16" else rec.array()
-            except KeyError:
-                continue
-            except StoreError:
-                failed.append(rid)
-                continue
-            last_good = rid
-            rows.append(dict(
-                array=arr, run=rec.run, module=rec.module, example=rec.example, model=rec.model,
-                fingerprint=rec.fingerprint, step=rec.step, kind=rec.kind, params=rec.params,
-                source=rec.source, target=rec.target,
-            ))
-            if len(rows) >= 256:
-                copied += out.add_many(rows)
-                rows = []
-        copied += out.add_many(rows)
-    # Ids past a truncation point cannot be told from ids never written: count as lost only
-    # records known to exist (listed by a scan, or below a record that was read).
-    lost = sum(1 for rid in failed if rid in ids or rid < last_good)
-    return copied, lost
+        return import_parquet(self, path, batch_size=batch_size, max_bytes=max_bytes)
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
     """Open (or create) a store; same as ``Store(path)``."""
     return Store(path, readonly=readonly)
+
+
+def salvage(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+    """Copy every readable, verified record of a damaged store into a new store ``dest``;
+    see :func:`interp.store_salvage.salvage`."""
+    from .store_salvage import salvage as _salvage
+
+    return _salvage(src, dest, overwrite=overwrite)
 
 
 __all__ = [

@@ -292,7 +292,8 @@ def test_one_corrupt_blob_does_not_take_good_records_down(tmp_path):
         assert sorted(ok) == [0, 1, 2, 3, 5, 6]
         assert all(np.array_equal(ok[i], arrays[i]) for i in ok)
         problems = s.check()
-        assert any("checksum" in p for p in problems) and any("unreadable metadata" in p for p in problems)
+        assert any("example='4'" in p and "checksum mismatch" in p for p in problems)
+        assert any("example='7'" in p and "metadata checksum mismatch" in p for p in problems)
         copied, lost = s.salvage(tmp_path / "rescued.sqlite")
     assert (copied, lost) == (8, 2)
     with Store(tmp_path / "rescued.sqlite") as r:

@@ -4,7 +4,10 @@ Nothing downloads unless asked (``download=True`` or ``python -m course.datasets
 A corpus that is not cached raises :class:`CorpusMissingError` with the URL, the place to put a
 manually downloaded file, and the command that downloads it. Checksums are pinned as
 ``"sha256:<hex>"`` (or md5/sha1 where only that is published); a mismatch deletes the partial file
-and raises :class:`ChecksumError` rather than unpacking something unexpected.
+and raises :class:`ChecksumError` rather than unpacking something unexpected. A cached file that
+fails its checksum or cannot be unpacked is renamed ``<name>.rejected``, so the next load fetches
+a fresh copy instead of failing the same way forever. Unpacking is capped (a small archive cannot
+fill the disk): see :func:`unpack_limit`, overridden with ``max_bytes=``.
 """
 
 from __future__ import annotations
@@ -19,14 +22,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.datasets.errors import ChecksumError, CorpusLayoutError, CorpusMissingError, FormatError
+from course.datasets.errors import (
+    ChecksumError,
+    CorpusError,
+    CorpusLayoutError,
+    CorpusMissingError,
+    FormatError,
+)
 
-__all__ = ["ChecksumError", "CorpusLayoutError", "CorpusMissingError", "Source", "ensure_extracted",
+__all__ = ["ArchiveTooLargeError", "ChecksumError", "CorpusLayoutError", "CorpusMissingError", "Source",
+           "ensure_extracted",
            "ensure_file", "extract", "find_file", "resolve_corpus", "trust_file", "verify"]
 
 DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / "data" / "downloads"
 ALGORITHMS = ("sha256", "sha1", "md5")
 Fetch = Callable[[str, Path, float], None]
+MAX_EXTRACT_RATIO = 100              # unpacked bytes per archive byte allowed by default
+MIN_EXTRACT_LIMIT = 64 * 2**20       # small archives may always unpack to this much
+MAX_EXTRACT_BYTES = 32 * 2**30       # and no archive to more than this without max_bytes=
+
+
+class ArchiveTooLargeError(CorpusError, ValueError):
+    """An archive would unpack to more than its size cap (a possible decompression bomb)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,14 @@ def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | 
     """The cached archive of ``source`` and its sha256, downloaded first when ``download``."""
     path = (cache_dir or DOWNLOAD_DIR) / source.filename
     if path.exists():
-        return path, verify(path, checksum, pinned=source.checksum, name=source.name)
+        try:
+            return path, verify(path, checksum, pinned=source.checksum, name=source.name)
+        except ChecksumError as err:
+            if not download:
+                raise ChecksumError(f"{err} Or load it with download=True: the file is then set aside "
+                                    f"as {path.name}.rejected and a fresh copy is fetched.") from None
+            # never leave a rejected file where every later load would fail on it again
+            set_aside(path)
     if not download:
         raise CorpusMissingError(missing_message(source, path, "not downloaded yet"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +207,48 @@ def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | 
     return path, sha256
 
 
+def set_aside(path: Path) -> Path:
+    """Rename a rejected cached file to ``<name>.rejected`` (kept for inspection, out of the way)."""
+    aside = path.with_name(path.name + ".rejected")
+    path.replace(aside)
+    return aside
+
+
+def unpack_limit(archive: Path, max_bytes: int | None) -> int:
+    """How many bytes ``archive`` may unpack to: ``max_bytes`` when given, else
+    ``MAX_EXTRACT_RATIO`` times its size (at least ``MIN_EXTRACT_LIMIT``, at most
+    ``MAX_EXTRACT_BYTES``). Real corpora of text unpack to a few times their archive's size."""
+    if max_bytes is not None:
+        return max_bytes
+    by_ratio = max(MAX_EXTRACT_RATIO * archive.stat().st_size, MIN_EXTRACT_LIMIT)
+    return min(by_ratio, MAX_EXTRACT_BYTES)
+
+
+def check_unpacked_size(archive: Path, limit: int) -> None:
+    """Raise :class:`ArchiveTooLargeError` before unpacking if the members' sizes add up past
+    ``limit``. The sizes are the archive's own; zipfile and tarfile never write more than them."""
+    total = 0
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as zf:
+            sizes = (info.file_size for info in zf.infolist())
+            for size in sizes:
+                total += size
+                if total > limit:
+                    break
+    else:
+        with tarfile.open(archive) as tf:
+            for member in tf:  # stops reading as soon as the limit is passed
+                total += member.size
+                if total > limit:
+                    break
+    if total > limit:
+        raise ArchiveTooLargeError(
+            f"{archive} unpacks to more than {limit:,} bytes ({archive.stat().st_size:,} packed); it "
+            "may be a decompression bomb and was not unpacked. If you trust it, pass max_bytes= "
+            "(to extract or ensure_extracted) with a larger limit."
+        )
+
+
 def ensure_file(source: Source, *, download: bool = False, cache_dir: Path | None = None,
                 checksum: str | None = None, fetch: Fetch = urllib_fetch, timeout: float = 60.0) -> Path:
     """The cached archive of ``source``, downloaded first when ``download`` and missing.
@@ -201,12 +267,14 @@ def is_archive(path: Path) -> bool:
     return path.name.endswith(ARCHIVE_SUFFIXES)
 
 
-def extract(archive: Path, destination: Path, sha256: str | None = None) -> Path:
+def extract(archive: Path, destination: Path, sha256: str | None = None, *,
+            max_bytes: int | None = None) -> Path:
     """Unpack a .zip or .tar.gz into ``destination`` unless it already holds this very archive.
 
     A marker file records the archive's sha256: a replaced archive (a newer release, say) is
     unpacked afresh instead of serving the old files. Unpacking goes to a temporary folder first,
-    so an interrupted run never leaves a half-filled ``destination`` marked complete.
+    so an interrupted run never leaves a half-filled ``destination`` marked complete. The unpacked
+    size is capped (see :func:`unpack_limit`; ``max_bytes`` overrides the cap).
     """
     if not is_archive(archive):
         raise ValueError(f"do not know how to unpack {archive.name}; expected .zip or .tar.gz")
@@ -214,6 +282,11 @@ def extract(archive: Path, destination: Path, sha256: str | None = None) -> Path
     marker = destination / ".extracted"
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() == sha256:
         return destination
+    try:
+        check_unpacked_size(archive, unpack_limit(archive, max_bytes))
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
+        raise FormatError(f"{archive} cannot be unpacked ({err}): it is damaged or truncated. "
+                          "Delete it and download it again.") from None
     partial = destination.with_name(destination.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
@@ -237,11 +310,21 @@ def extract(archive: Path, destination: Path, sha256: str | None = None) -> Path
 
 
 def ensure_extracted(source: Source, *, download: bool = False, cache_dir: Path | None = None,
-                     checksum: str | None = None, fetch: Fetch = urllib_fetch) -> Path:
-    """The folder the corpus's archive unpacks into, downloading and unpacking as needed."""
+                     checksum: str | None = None, fetch: Fetch = urllib_fetch,
+                     max_bytes: int | None = None) -> Path:
+    """The folder the corpus's archive unpacks into, downloading and unpacking as needed.
+
+    An archive that turns out unreadable is set aside (``<name>.rejected``) so that the next
+    load downloads it again instead of failing on it forever.
+    """
     archive, sha256 = cached_archive(source, download=download, cache_dir=cache_dir, checksum=checksum,
                                      fetch=fetch)
-    return extract(archive, archive.parent / f"{source.name}-extracted", sha256)
+    try:
+        return extract(archive, archive.parent / f"{source.name}-extracted", sha256, max_bytes=max_bytes)
+    except FormatError as err:
+        aside = set_aside(archive)  # a later load with download=True starts afresh
+        raise FormatError(f"{err} It was moved to {aside.name}, so downloading again (download=True) "
+                          "starts afresh instead of failing on it.") from None
 
 
 def resolve_corpus(source: Source, path: Path | str | None = None, *, download: bool = False,

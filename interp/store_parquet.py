@@ -1,0 +1,192 @@
+"""Parquet export and import of a store: the hand-off to DuckDB, Spark or Dask, and back.
+
+Export never writes over its input or an existing file unless asked, and writes a temporary
+file renamed into place. Import treats the file as untrusted: every row is validated like any
+record, the array bytes it may add are capped (declared sizes checked before anything is read,
+actual sizes counted while reading), and it runs in one transaction, so a failure part way
+leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+import numpy as np
+
+from ._outputs import check_output, replace_atomically
+from .store import _INSERT, SCHEMA_VERSION, Errors, Store, StoredRecord
+from .store_codec import decode_array, json_params, np_bytes
+from .store_errors import CorruptRecordError, StoreError
+
+FORMAT_NAME = "interp-store"
+
+
+def arrow_schema(pa: Any) -> Any:
+    """The Parquet columns of an export."""
+    return pa.schema(
+        [
+            ("run", pa.string()), ("model", pa.string()), ("fingerprint", pa.string()),
+            ("module", pa.string()), ("example", pa.string()), ("step", pa.int64()),
+            ("kind", pa.string()), ("params", pa.string()),
+            ("source", pa.list_(pa.string())), ("target", pa.list_(pa.string())),
+            ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("data", pa.binary()),
+            ("created", pa.float64()),
+        ],
+        metadata={b"format": FORMAT_NAME.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
+    )
+
+
+def _arrow_table(pa: Any, schema: Any, rows: list[tuple[StoredRecord, np.ndarray]]) -> Any:
+    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for rec, arr in rows:
+        for name in ("run", "model", "fingerprint", "module", "example", "step", "kind",
+                     "source", "target", "dtype", "created"):
+            cols[name].append(getattr(rec, name))
+        cols["params"].append(json_params(rec.params))
+        cols["shape"].append(list(rec.shape))
+        if rec.dtype == "bfloat16":  # keep the stored bf16 bits, not the float32 view
+            cols["data"].append((arr.view(np.uint32) >> 16).astype("<u2").tobytes())
+        else:
+            cols["data"].append(np_bytes(arr))
+    return pa.table(cols, schema=schema)
+
+
+def export_parquet(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int = 1024,
+    errors: Errors = "raise",
+    overwrite: bool = False,
+    **filters: Any,
+) -> int:
+    """Write matching records (metadata + raw array bytes) to a Parquet file, streaming.
+
+    Columns: run, model, fingerprint, module, example, step, kind, params (JSON), source and
+    target (lists of strings), dtype, shape (list of ints), data (bytes), created. Decode
+    ``data`` with ``numpy.frombuffer(data, dtype).reshape(shape)`` in DuckDB/Spark/Dask.
+    ``path`` may not be the store itself; an existing file is replaced only with
+    ``overwrite=True``. Returns the number of records written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = check_output(path, inputs=[store.path], overwrite=overwrite, flag="overwrite=True (--force)")
+    schema = arrow_schema(pa)
+    written = 0
+    with replace_atomically(out) as tmp:
+        writer = pq.ParquetWriter(str(tmp), schema)
+        try:
+            buf: list[tuple[StoredRecord, np.ndarray]] = []
+            for rec, arr in store.arrays(errors=errors, **filters):
+                buf.append((rec, arr))
+                if len(buf) >= batch_size:
+                    writer.write_table(_arrow_table(pa, schema, buf))
+                    written += len(buf)
+                    buf = []
+            if buf:
+                writer.write_table(_arrow_table(pa, schema, buf))
+                written += len(buf)
+        finally:
+            writer.close()
+    return written
+
+
+def _open_parquet(path: str | os.PathLike[str]) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such file")
+    try:
+        return pq.ParquetFile(str(path))
+    except (pa.ArrowException, OSError) as exc:
+        raise StoreError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def import_parquet(
+    store: Store, path: str | os.PathLike[str], *, batch_size: int = 256, max_bytes: int | None = None,
+) -> int:
+    """Add the records of a Parquet export; returns how many were new (records already present
+    are skipped). All or nothing: one transaction, rolled back on any error.
+
+    ``max_bytes`` caps the array bytes the file may add (``None``: no cap). The file's declared
+    uncompressed size is checked before reading and the bytes actually read are counted, so a
+    small, highly compressed file cannot fill memory or disk.
+    """
+    import pyarrow as pa
+
+    if store.readonly:
+        raise StoreError(f"{store.path} is open read-only")
+    pf = _open_parquet(path)
+    needed = {"run", "module", "example", "dtype", "shape", "data"}
+    missing = needed - set(pf.schema_arrow.names)
+    if missing:
+        raise StoreError(f"{path}: not an interp Parquet export (missing columns {sorted(missing)})")
+    if max_bytes is not None:
+        declared = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+        if declared > max_bytes:
+            raise StoreError(_too_big(path, f"declares {declared:,} bytes uncompressed", max_bytes))
+    db = store._db
+    total = 0
+    try:
+        with store._transaction():
+            before = db.total_changes
+            for i, batch in enumerate(pf.iter_batches(batch_size=batch_size)):
+                rows, now = [], time.time()
+                for j, r in enumerate(batch.to_pylist()):
+                    data = r.get("data")
+                    total += len(data) if isinstance(data, (bytes, bytearray)) else 0
+                    if max_bytes is not None and total > max_bytes:
+                        raise StoreError(_too_big(path, f"holds more than {total:,} bytes of arrays", max_bytes))
+                    rows.append(_encode_row(store, r, f"{path}: row {i * batch_size + j}", now))
+                db.executemany(_INSERT["ignore"], rows)
+            added = db.total_changes - before
+    except (pa.ArrowException, OSError) as exc:
+        raise StoreError(f"{path}: reading failed part way ({exc}); nothing was imported") from exc
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"{path}: a row breaks the store's rules ({exc}); nothing was imported") from exc
+    except sqlite3.DatabaseError as exc:
+        raise store._wrap(exc, "importing") from exc
+    return added
+
+
+def _too_big(path: Any, what: str, limit: int) -> str:
+    return (
+        f"{path}: {what}, over the import limit of {limit:,} bytes; nothing was imported. If you "
+        f"trust the file, raise the limit: import_parquet(..., max_bytes=N) or "
+        f"`python -m interp import --max-bytes N` (0 = no limit)."
+    )
+
+
+def _encode_row(store: Store, r: dict[str, Any], where: str, now: float) -> tuple:
+    """One Parquet row as an encoded record, validated like any record."""
+    arr: Any = decode_array(r["data"], r["dtype"], r["shape"], where=where)
+    try:
+        if r["dtype"] == "bfloat16":
+            import torch
+
+            arr = torch.from_numpy(arr.copy()).to(torch.bfloat16)
+        return store._encode(dict(
+            array=arr, run=_text(r["run"], "run"), module=_text(r["module"], "module"),
+            example=_text(r["example"], "example"), model=r.get("model") or "",
+            fingerprint=r.get("fingerprint") or "", step=int(r.get("step") or 0),
+            kind=r.get("kind") or "attention",
+            params=json.loads(r["params"]) if r.get("params") else {},
+            source=r.get("source"), target=r.get("target"),
+        ), now)
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"{where}: {exc}") from exc
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        raise TypeError(f"a record needs {name!r}")
+    return str(value)
+
+
+__all__ = ["arrow_schema", "export_parquet", "import_parquet"]
