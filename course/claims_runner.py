@@ -54,8 +54,6 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                        {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
     "15_is_attention_explanation": [BrokenRun("uniform attention in both models", {"BREAK": "uniform"})],
-    "16_real_translation": [BrokenRun("uniform attention (every English word weighted 1/n) in both attention "
-                                      "models", {"BREAK": "uniform"})],
 }
 
 
