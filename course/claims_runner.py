@@ -167,7 +167,8 @@ def render(results: dict[str, Any]) -> str:
         errors = [f"seed {s}: {entry['seeds'][s]['error']}" for s in seeds if entry["seeds"][s].get("error")]
         times = ", ".join(f"{entry['seeds'][s].get('seconds', 0):.0f} s" for s in seeds)
         if seeds:
-            out.append(f"Run time per seed ({', '.join(seeds)}): {times}.")
+            out.append(f"Wall-clock run time per seed ({', '.join(seeds)}): {times} (lessons ran side by side, "
+                       "so these overstate a lesson's time alone).")
             out.append("")
         if not claims and not findings:
             out += [entry.get("note", "No claims: this lesson checks the environment only."), ""]

@@ -46,3 +46,14 @@ def make_model(vocab: Vocab, decoder: str, **kwargs):
     config = Seq2SeqConfig(len(vocab), len(vocab), decoder=decoder, embed_dim=8, hidden_size=12,
                            attention_units=10, **kwargs)
     return build_seq2seq(config)
+
+
+@pytest.fixture
+def clean_registry():
+    """Restore interp's extractor registry after a test that registers its own."""
+    from interp import extractors
+
+    before = dict(extractors._REGISTRY)
+    yield
+    extractors._REGISTRY.clear()
+    extractors._REGISTRY.update(before)

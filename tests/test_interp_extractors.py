@@ -25,14 +25,6 @@ class SubGate(Gate):
     pass
 
 
-@pytest.fixture
-def clean_registry():
-    before = dict(extractors._REGISTRY)
-    yield
-    extractors._REGISTRY.clear()
-    extractors._REGISTRY.update(before)
-
-
 def test_register_decorator_and_mro_lookup(clean_registry):
     model = nn.Sequential(SubGate())
     assert interp.find_extractor(model[0], generic=False) is None

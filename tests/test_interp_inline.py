@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import interp
-from interp import extractors
 
 
 class InlineDecoder(nn.Module):
@@ -50,14 +49,6 @@ class Model(nn.Module):
 def data():
     torch.manual_seed(0)
     return torch.randint(0, 12, (3, 4)), torch.randn(3, 5, 8)
-
-
-@pytest.fixture
-def clean_registry():
-    before = dict(extractors._REGISTRY)
-    yield
-    extractors._REGISTRY.clear()
-    extractors._REGISTRY.update(before)
 
 
 def test_three_tuple_is_never_guessed_and_a_layout_reads_it(clean_registry):
