@@ -144,6 +144,7 @@ def capture_dataset(
     name = model_name or type(model).__name__
     fp = fingerprint(model)
     report = CaptureReport(run=run)
+    captured_rows = 0  # rows the capture produced, whether or not the store already had them
     start = time.perf_counter()
     if total is None and hasattr(batches, "__len__"):
         total = len(batches)  # type: ignore[arg-type]
@@ -179,6 +180,7 @@ def capture_dataset(
                 rows = _rows(cap, ids, source, target, queries, run=run, model=name, fp=fp,
                              kind=kind, step=step, batch_index=index)
                 cap.clear()
+                captured_rows += len(rows)
                 report.records_written += db.add_many(rows)
                 report.batches += 1
                 report.examples += len(ids)
@@ -189,7 +191,7 @@ def capture_dataset(
         if own_store:
             db.close()
     report.seconds = time.perf_counter() - start
-    if report.batches and not report.records_written:
+    if report.batches and not captured_rows:  # rows already stored are not a silent failure
         warnings.warn(
             f"interp: capture_dataset ran {report.batches} batches ({report.examples} examples) "
             f"of run {run!r} but recorded nothing: no selected module ({', '.join(cap.names[:4])}) "
