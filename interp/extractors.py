@@ -366,6 +366,21 @@ class _RefCounted:
 
         return release
 
+    def subscribe(self, obj: Any, key: str, apply: Callable[[], Callable[[], None]],
+                  listeners: dict[int, list[Any]], listener: Any) -> Callable[[], None]:
+        """Acquire the patch ``key`` on ``obj`` and add ``listener`` to ``listeners[id(obj)]``;
+        the returned undo removes the listener, then releases the patch."""
+        release = self.acquire(obj, key, apply)
+        listeners[id(obj)].append(listener)
+
+        def undo() -> None:
+            current = listeners.get(id(obj))
+            if current is not None and listener in current:
+                current.remove(listener)
+            release()
+
+        return undo
+
     def __len__(self) -> int:
         return len(self._state)
 

@@ -152,17 +152,8 @@ def _install(module: nn.Module) -> Callable[[], None]:
 def attach(module: nn.Module, kinds: frozenset, on_weights: OnWeights, thread: int
            ) -> Callable[[], None]:
     """Record ``kinds`` of inline calls made while ``module`` runs in ``thread``; returns undo."""
-    release = _patches.acquire(module, "inline_attention", lambda: _install(module))
-    listener = (thread, kinds, on_weights)
-    _listeners[id(module)].append(listener)
-
-    def undo() -> None:
-        listeners = _listeners.get(id(module))
-        if listeners is not None and listener in listeners:
-            listeners.remove(listener)
-        release()
-
-    return undo
+    return _patches.subscribe(module, "inline_attention", lambda: _install(module), _listeners,
+                              (thread, kinds, on_weights))
 
 
 __all__ = ["KINDS", "attach", "call_site", "sdpa_weights"]

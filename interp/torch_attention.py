@@ -131,17 +131,8 @@ def _attach(name: str, module: nn.Module, root: nn.Module, deliver: Deliver, thr
                 deliver(mod, _from_call(mod, output, args, kwargs), output)
 
         return module.register_forward_hook(hook, with_kwargs=True).remove
-    release = _patches.acquire(layer, "encoder_layer_tap", lambda: _install_tap(layer))
-    listener = (thread, deliver)
-    _listeners[id(layer)].append(listener)
-
-    def undo() -> None:
-        listeners = _listeners.get(id(layer))
-        if listeners is not None and listener in listeners:
-            listeners.remove(listener)
-        release()
-
-    return undo
+    return _patches.subscribe(layer, "encoder_layer_tap", lambda: _install_tap(layer), _listeners,
+                              (thread, deliver))
 
 
 _REGISTRY[nn.MultiheadAttention] = Extractor(
