@@ -10,6 +10,7 @@ downloads) the corpus first.
 """
 
 from course.datasets.corpora import (
+    is_single_file,
     load_babi,
     load_imdb,
     load_snli,
@@ -29,6 +30,7 @@ from course.datasets.errors import (
     CorpusLayoutError,
     CorpusMissingError,
     FormatError,
+    fallback_message,
 )
 from course.datasets.series import SERIES, load_series, make_windows, split_windows, window_loader
 
@@ -39,6 +41,8 @@ __all__ = [
     "CorpusLayoutError",
     "CorpusMissingError",
     "FormatError",
+    "fallback_message",
+    "is_single_file",
     "load_babi",
     "load_imdb",
     "load_series",

@@ -13,12 +13,27 @@ import json
 import re
 from pathlib import Path
 
-from course.datasets.download import Fetch, find_file, resolve_corpus, urllib_fetch, verify
+from course.datasets.download import (
+    Fetch,
+    find_file,
+    is_archive,
+    resolve_corpus,
+    urllib_fetch,
+    verify,
+)
 from course.datasets.errors import CorpusLayoutError
 from course.datasets.sources import SOURCES, TATOEBA_SUBSET
 from course.datasets.text import format_error, numbered_lines, require_file, simple_tokenize
 
 SUBSET_DIR = Path(__file__).resolve().parents[2] / "data" / "tatoeba"
+
+
+def is_single_file(path: Path | str | None) -> bool:
+    """Whether ``path`` (a loader's ``path=``) is one data file rather than an archive or a folder:
+    the loader then reads that file whichever split is asked for, so a lesson given one split's
+    file carves its held-out examples out of it."""
+    return path is not None and Path(path).is_file() and not is_archive(Path(path))
+
 
 # --------------------------------------------------------------------------- Tatoeba / Anki
 
@@ -89,7 +104,7 @@ def read_imdb(root: Path | str, split: str = "train") -> list[dict]:
     for label in ("neg", "pos"):
         folder = base / split / label
         if not folder.is_dir():
-            raise FileNotFoundError(f"IMDB folder {folder} not found; expected aclImdb/{split}/{{pos,neg}}/")
+            raise CorpusLayoutError(f"IMDB folder {folder} not found; expected aclImdb/{split}/{{pos,neg}}/")
         for file in sorted(folder.glob("*.txt"), key=lambda p: p.name):
             match = IMDB_NAME.match(file.name)
             if match is None:

@@ -121,9 +121,9 @@ def mismatch_message(path: Path, sha256: str, expected: list[str], name: str | N
     return (
         f"{path} has {algorithm} {actual}, expected {digest}{others}.\n"
         "  A damaged or partial download: delete the file and download it again.\n"
-        "  A copy you trust (repacked, or a newer release): accept it with\n"
-        + (f"    {accept}\n  or " if accept else "  ")
-        + f"pass checksum=\"sha256:{sha256}\" to the loader (a lesson's checksum parameter)"
+        "  A copy you trust (repacked, or a newer release): "
+        + (f"accept it with\n    {accept}\n  or pass" if accept else "pass")
+        + f" checksum=\"sha256:{sha256}\" to the loader (a lesson's checksum parameter)"
         + (f"; either is remembered in {trusted_record(path).name} beside the file." if accept else ".")
     )
 
@@ -140,13 +140,13 @@ def verify(path: Path, checksum: str | None = None, *, pinned: str | None = None
     sha256 = file_digest(path)
     if checksum is not None:
         if not matches(path, checksum, sha256):
-            raise ChecksumError(mismatch_message(path, sha256, [checksum], name, url))
+            raise ChecksumError(mismatch_message(path, sha256, [checksum], name, url), sha256=sha256)
         if remember and checksum != pinned:
             trust_file(path)
         return sha256
     trusted = [c for c in (pinned, read_trusted(path)) if c]
     if trusted and not any(matches(path, c, sha256) for c in trusted):
-        raise ChecksumError(mismatch_message(path, sha256, trusted, name, url))
+        raise ChecksumError(mismatch_message(path, sha256, trusted, name, url), sha256=sha256)
     return sha256
 
 
@@ -180,7 +180,8 @@ def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | 
         except ChecksumError as err:
             if not download:
                 raise ChecksumError(f"{err} Or load it with download=True: the file is then set aside "
-                                    f"as {path.name}.rejected and a fresh copy is fetched.") from None
+                                    f"as {path.name}.rejected and a fresh copy is fetched.",
+                                    sha256=err.sha256) from None
             # never leave a rejected file where every later load would fail on it again
             set_aside(path)
     if not download:
