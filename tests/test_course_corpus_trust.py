@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -15,22 +17,26 @@ import pytest
 
 from course.datasets import (
     ChecksumError,
+    CorpusArgumentError,
     CorpusError,
     CorpusLayoutError,
     CorpusMissingError,
     FormatError,
     download,
+    fallback_message,
     load_babi,
     load_imdb,
     load_snli,
     load_sst2,
     load_tatoeba,
+    load_tatoeba_subset,
     read_tatoeba,
 )
 from course.datasets import __main__ as cli
 from course.datasets.sources import SOURCES
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def sha256(path: Path) -> str:
@@ -63,7 +69,7 @@ def sst2_copy(tmp_path: Path, extra_row: str | None = None) -> Path:
 
 
 def test_every_corpus_error_shares_one_base_and_keeps_the_builtin_one():
-    for error in (ChecksumError, CorpusMissingError, CorpusLayoutError, FormatError):
+    for error in (ChecksumError, CorpusMissingError, CorpusLayoutError, FormatError, CorpusArgumentError):
         assert issubclass(error, CorpusError)
     assert issubclass(CorpusMissingError, FileNotFoundError) and issubclass(ChecksumError, ValueError)
     with pytest.raises(CorpusError):
@@ -151,7 +157,7 @@ def test_path_takes_an_archive_a_folder_or_a_file(tmp_path):
     assert load_sst2("test", path=FIXTURES / "sst2" / "SST-2" / "test.tsv")[0]["label"] is None
     with pytest.raises(CorpusMissingError, match="does not exist. Give path= the sst2 archive"):
         load_sst2("train", path=tmp_path / "missing.zip")
-    with pytest.raises(ValueError, match="checksum= verifies an archive file"):
+    with pytest.raises(ValueError, match="A checksum applies to one file"):
         load_sst2("train", path=FIXTURES / "sst2", checksum="sha256:" + "0" * 64)
     with pytest.raises(ChecksumError, match="expected 0000"):
         load_imdb("train", path=repacked, cache_dir=tmp_path / "cache", checksum="sha256:" + "0" * 64)
@@ -198,3 +204,133 @@ def test_download_that_fails_its_checksum_says_how_to_trust_a_new_release(tmp_pa
     assert pairs[0]["french"] == "Va !"
     assert len(load_tatoeba(cache_dir=tmp_path / "cache", download=False)) == 3  # remembered
     assert SOURCES["tatoeba"].checksum is not None
+
+
+# --------------------------------------------------------------------------- checksums as users give them
+
+
+def test_a_bare_sha256_digest_is_accepted_wherever_a_checksum_is(tmp_path, monkeypatch, capsys):
+    folder = sst2_copy(tmp_path)
+    train = folder / "train.tsv"
+    bare = "  " + sha256(train).split(":")[1].upper() + "\n"  # as pasted from sha256sum, say
+    assert len(load_sst2("train", path=train, checksum=bare)) == 2
+    assert (folder / "train.tsv.trusted").read_text().strip() == sha256(train)  # recorded normalized
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    archive = zip_folder(folder, cache / "SST-2.zip")
+    assert len(load_sst2("dev", download=False, cache_dir=cache, checksum=sha256(archive)[7:])) == 2
+    assert load_sst2("train", download=False, cache_dir=cache)  # remembered
+    subset = tmp_path / "valid.txt.gz"
+    shutil.copyfile(REPO / "data" / "tatoeba" / "valid.txt.gz", subset)
+    assert load_tatoeba_subset("valid", path=subset, checksum=sha256(subset)[7:].upper())
+
+    monkeypatch.setattr(download, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(download, "urllib_fetch", lambda url, dest, timeout: shutil.copyfile(archive, dest))
+    cli.main(["download", "sst2", "--checksum", sha256(archive)[7:]])
+    assert "sst2: ready in" in capsys.readouterr().out
+    cli.main(["accept", "sst2", "--checksum", " " + sha256(archive)[7:].upper()])
+    assert f"accepted as {sha256(archive)}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:  # accept --checksum takes only a file that has it
+        cli.main(["accept", "sst2", "--checksum", "0" * 64])
+    assert refused.value.code == 1 and "expected 0000" in capsys.readouterr().err
+
+
+MALFORMED = "sha256:" + "0" * 63
+
+
+def test_a_malformed_checksum_is_a_corpus_error_before_anything_is_read_or_downloaded(tmp_path):
+    train = sst2_copy(tmp_path) / "train.tsv"
+    calls: list[str] = []
+    attempts = [
+        lambda: load_sst2("train", path=train, checksum=MALFORMED),
+        lambda: load_sst2("train", path=train.parent, checksum=MALFORMED),
+        lambda: load_imdb("train", cache_dir=tmp_path / "cache", checksum="crc32:1234",
+                          fetch=lambda url, dest, timeout: calls.append(url)),
+        lambda: load_babi(1, path=tmp_path / "missing", checksum="not a checksum"),
+        lambda: load_tatoeba_subset("valid", checksum="abc"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(CorpusArgumentError) as malformed:
+            attempt()
+        message = str(malformed.value)
+        assert "is malformed" in message and '"sha256:<64 hex digits>"' in message and "sha256sum FILE" in message
+    assert calls == [] and not (tmp_path / "cache").exists()
+    shown = fallback_message("sst2", malformed.value, "the bundled reviews task")
+    assert "correct CORPUS_CHECKSUM as the message says (or set it to None)" in shown
+
+
+def test_a_malformed_trusted_record_says_how_to_mend_it(tmp_path):
+    train = sst2_copy(tmp_path) / "train.tsv"
+    download.trusted_record(train).write_text("sha256:deadbeef\n")
+    with pytest.raises(CorpusArgumentError, match=r"train\.tsv\.trusted should hold the checksum .* Delete it"):
+        download.verify(train)
+
+
+def test_a_checksum_with_a_folder_says_it_applies_to_one_file(tmp_path):
+    for load, folder, one_file in [
+        (load_sst2, FIXTURES / "sst2", "one split's TSV file"),
+        (load_imdb, FIXTURES / "imdb", None),
+        (lambda split, **kw: load_babi(1, split, **kw), FIXTURES / "babi", "one task's file"),
+    ]:
+        with pytest.raises(CorpusArgumentError) as refused:
+            load("train", path=folder, checksum="sha256:" + "0" * 64)
+        message = str(refused.value)
+        assert message.startswith("A checksum applies to one file, the ")
+        assert f"but path= {folder} is a folder" in message
+        assert "Pass that file as path=" in message and "checksum=None" in message
+        assert (one_file in message) if one_file else "or one" not in message
+    shown = fallback_message("imdb", refused.value, "the bundled task")
+    assert ("set CORPUS_PATH to the file or folder the message asks for, or set CORPUS_CHECKSUM = None"
+            in shown)
+
+
+def test_the_missing_corpus_message_says_what_path_takes_for_each_corpus(tmp_path):
+    expected = {
+        load_sst2: "or one split's TSV file (train.tsv, dev.tsv or test.tsv)",
+        load_snli: "or one split's JSONL file (snli_1.0_train.jsonl,",
+        lambda **kw: load_babi(1, **kw): "or one task's file (such as en/qa1_single-supporting-fact_train.txt",
+        load_imdb: "the imdb archive (aclImdb_v1.tar.gz) or the folder it unpacks to (a single file is not enough)",
+        load_tatoeba: "or fra.txt itself (plain or gzipped)",
+    }
+    for load, phrase in expected.items():
+        with pytest.raises(CorpusMissingError) as missing:
+            load(download=False, cache_dir=tmp_path)
+        assert phrase in str(missing.value) and "one of its files" not in str(missing.value)
+    # each single file the messages name is one the loader reads
+    assert load_sst2("dev", path=FIXTURES / "sst2" / "SST-2" / "dev.tsv")
+    assert load_snli("test", path=FIXTURES / "snli" / "snli_1.0" / "snli_1.0_dev.jsonl")
+    assert load_babi(2, "test", path=FIXTURES / "babi" / "tasks_1-20_v1-2" / "en"
+                     / "qa1_single-supporting-fact_train.txt")
+    assert load_tatoeba(path=FIXTURES / "tatoeba" / "fra.txt")
+    with pytest.raises(CorpusArgumentError, match="is one file, but IMDB keeps one review a file") as one:
+        load_imdb("train", path=FIXTURES / "imdb" / "aclImdb" / "train" / "pos" / "0_9.txt")
+    assert "set CORPUS_PATH to the file or folder" in fallback_message("imdb", one.value, "the bundled task")
+
+
+def test_cli_malformed_checksum_is_one_line_with_exit_status_1(tmp_path, monkeypatch, capsys):
+    calls: list[str] = []
+    monkeypatch.setattr(download, "DOWNLOAD_DIR", tmp_path)
+    monkeypatch.setattr(download, "urllib_fetch", lambda url, dest, timeout: calls.append(url))
+    for argv in (["download", "sst2", "--checksum", "abc"], ["accept", "sst2", "--checksum", MALFORMED]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: The checksum ") and "Traceback" not in err
+        assert '"sha256:<64 hex digits>"' in err and "sha256sum FILE" in err
+    assert calls == []
+    with pytest.raises(SystemExit) as exited:  # one checksum cannot fit two archives
+        cli.main(["download", "sst2", "snli", "--checksum", "0" * 64])
+    assert exited.value.code == 2 and "one corpus at a time" in capsys.readouterr().err
+
+
+def test_cli_malformed_checksum_from_a_shell_prints_no_traceback(tmp_path):
+    # accept never downloads, so no version of this command can reach the network
+    command = ["accept", "imdb", "--path", str(tmp_path / "aclImdb_v1.tar.gz"), "--checksum", "sha256:xyz"]
+    done = subprocess.run([sys.executable, "-m", "course.datasets", *command],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: The checksum 'sha256:xyz' is malformed: the sha256 digest is not hexadecimal")
+

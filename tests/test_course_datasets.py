@@ -3,6 +3,7 @@
 Nothing here touches the network: ``fetch`` is replaced by a function that copies a local file.
 """
 
+import gzip
 import hashlib
 import shutil
 import tarfile
@@ -14,6 +15,8 @@ import torch
 
 from course.datasets import (
     ChecksumError,
+    CorpusArgumentError,
+    CorpusError,
     CorpusMissingError,
     FormatError,
     load_babi,
@@ -152,9 +155,37 @@ def test_offline_missing_corpus_says_how_to_get_it(tmp_path):
 
 
 def test_checksum_format_and_pins():
-    assert parse_checksum("SHA256:ab".replace("SHA256", "sha256")) == ("sha256", "ab")
-    with pytest.raises(ValueError, match="sha256:<hex>"):
+    digest = hashlib.sha256(b"corpus").hexdigest()
+    assert parse_checksum(f"sha256:{digest}") == ("sha256", digest)
+    assert parse_checksum(f" SHA256:{digest.upper()}\n") == ("sha256", digest)
+    assert parse_checksum(f"md5:{'A' * 32}") == ("md5", "a" * 32)
+    with pytest.raises(ValueError, match="sha256:<64 hex digits>"):
         parse_checksum("crc32:1234")
+
+
+def test_a_bare_64_digit_checksum_is_sha256_in_any_case_and_spacing():
+    digest = hashlib.sha256(b"corpus").hexdigest()
+    for bare in (digest, digest.upper(), f"  {digest}\n", f"\t{digest.upper()} "):
+        assert parse_checksum(bare) == ("sha256", digest)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ("abc", "3 hex digits without an algorithm"),
+    ("0" * 63, "63 hex digits without an algorithm"),
+    ("sha256:" + "0" * 63, "a sha256 digest has 64 hex digits, this one 63"),
+    ("sha256:" + "g" * 64, "not hexadecimal"),
+    ("crc32:1234", "unknown algorithm 'crc32'"),
+    ("", "it is empty"),
+    ("0" * 64 + "  SST-2.zip", "sha256sum output"),
+    ("not a checksum", "names no algorithm"),
+])
+def test_a_malformed_checksum_is_a_corpus_error_showing_the_form_and_how_to_compute_it(bad, problem):
+    with pytest.raises(CorpusArgumentError) as malformed:
+        parse_checksum(bad)
+    assert isinstance(malformed.value, CorpusError) and isinstance(malformed.value, ValueError)
+    message = str(malformed.value)
+    assert problem in message
+    assert '"sha256:<64 hex digits>"' in message and "sha256sum FILE" in message
     for source in SOURCES.values():
         if source.checksum is not None:
             algorithm, digest = parse_checksum(source.checksum)
@@ -193,3 +224,60 @@ def test_statsmodels_series_load_without_network(name, length):
     assert values.shape == (length,) and np.isfinite(values).all()
     with pytest.raises(KeyError, match="unknown series"):
         load_series("airline")
+
+
+# --------------------------------------------------------------------------- text that is not UTF-8
+
+LATIN1 = b"caf\xe9"  # "cafe" with an acute e, in Latin-1: not UTF-8
+
+
+def many_good_lines_then_one_latin1(tmp_path: Path, name: str, header: bytes, good: bytes,
+                                    bad: bytes, repeat: int = 1500) -> tuple[Path, int, int]:
+    """A file whose only non-UTF-8 byte sits past the first read buffer (8 KiB), so that its line
+    and offset must be found in the file rather than taken from the decoder's buffer."""
+    before = header + good * repeat
+    path = tmp_path / name
+    path.write_bytes(before + bad + good)
+    line = before.count(b"\n") + 1
+    offset = len(before) + bad.index(b"\xe9")
+    assert offset > 8192
+    return path, line, offset
+
+
+@pytest.mark.parametrize("reader, name, header, good, bad", [
+    (read_tatoeba, "fra.txt", b"", b"Go.\tVa !\n", b"Cafe.\t" + LATIN1 + b"\n"),
+    (read_sst2, "train.tsv", b"sentence\tlabel\n", b"a fine film\t1\n", LATIN1 + b" society\t1\n"),
+    (read_snli, "snli_1.0_dev.jsonl", b"",
+     b'{"sentence1": "A man sleeps.", "sentence2": "Someone rests.", "gold_label": "entailment"}\n',
+     b'{"sentence1": "A ' + LATIN1 + b'.", "sentence2": "Someone rests.", "gold_label": "neutral"}\n'),
+    (read_babi, "qa1_single-supporting-fact_train.txt", b"",
+     b"1 Mary moved to the bathroom.\n2 Where is Mary?\tbathroom\t1\n",
+     b"1 Mary moved to the " + LATIN1 + b".\n"),
+    (read_conll, "eng.train", b"-DOCSTART- -X- O O\n\n", b"EU NNP B-NP B-ORG\n", LATIN1 + b" NN I-NP O\n"),
+])
+def test_text_that_is_not_utf8_is_a_format_error_at_its_line_and_byte(tmp_path, reader, name, header, good, bad):
+    path, line, offset = many_good_lines_then_one_latin1(tmp_path, name, header, good, bad)
+    with pytest.raises(FormatError) as decoded:
+        reader(path)
+    message = str(decoded.value)
+    assert message.startswith(f"{path}:{line}: not UTF-8 text: byte 0xe9 at offset {offset} ")
+    assert "must be UTF-8" in message
+
+
+def test_a_gzipped_file_that_is_not_utf8_names_the_offset_in_the_unpacked_text(tmp_path):
+    plain, line, offset = many_good_lines_then_one_latin1(tmp_path, "fra.txt", b"", b"Go.\tVa !\n",
+                                                          b"Cafe.\t" + LATIN1 + b"\n")
+    packed = tmp_path / "fra.txt.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(FormatError, match=rf"fra\.txt\.gz:{line}: not UTF-8 text: byte 0xe9 at offset "
+                                          rf"{offset} of the unpacked text .*must be UTF-8"):
+        read_tatoeba(packed)
+
+
+def test_an_imdb_review_that_is_not_utf8_is_a_format_error_naming_the_review(tmp_path):
+    shutil.copytree(FIXTURES / "imdb" / "aclImdb", tmp_path / "aclImdb")
+    review = tmp_path / "aclImdb" / "train" / "pos" / "7_8.txt"
+    review.write_bytes(b"A good film.<br /><br />\nThe " + LATIN1 + b" scene is the best.")
+    with pytest.raises(FormatError, match=r"7_8\.txt:2: not UTF-8 text: byte 0xe9 at offset 32 .*must be UTF-8"):
+        read_imdb(tmp_path, "train")
+

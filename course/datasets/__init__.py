@@ -4,7 +4,8 @@ Downloads are verified by checksum and cached under ``data/downloads`` (git-igno
 missing corpus raises :class:`CorpusMissingError` saying where to get it and where to put it. A
 copy other than the pinned one is accepted with ``checksum=`` (remembered beside the file) or
 ``python -m course.datasets accept NAME``; every loader also takes ``path=`` (the archive, the
-folder it unpacks to, or one data file). Every error derives from :class:`CorpusError`.
+folder it unpacks to, or one data file where the corpus allows). A checksum is
+``"sha256:<64 hex digits>"`` or the 64 digits alone. Every error derives from :class:`CorpusError`.
 Each ``read_*`` function parses one corpus format from a path; each ``load_*`` finds (or
 downloads) the corpus first.
 """
@@ -26,6 +27,7 @@ from course.datasets.corpora import (
 )
 from course.datasets.errors import (
     ChecksumError,
+    CorpusArgumentError,
     CorpusError,
     CorpusLayoutError,
     CorpusMissingError,
@@ -37,6 +39,7 @@ from course.datasets.series import SERIES, load_series, make_windows, split_wind
 __all__ = [
     "SERIES",
     "ChecksumError",
+    "CorpusArgumentError",
     "CorpusError",
     "CorpusLayoutError",
     "CorpusMissingError",

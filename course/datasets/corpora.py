@@ -1,9 +1,10 @@
 """Readers for the real corpora, each in the corpus's own file format.
 
 Every reader takes a path (so a user's own copy, or a test fixture, works without downloading)
-and returns examples in the same shape as the bundled task it stands in for. A malformed line is
-an error naming the file and the line. The ``load_*`` functions find the files in the download
-cache (see :mod:`course.datasets.download`) and fall back to the reader.
+and returns examples in the same shape as the bundled task it stands in for. A malformed line, or
+bytes that are not UTF-8, is a :class:`FormatError` naming the file and the line. The ``load_*``
+functions find the files in the download cache (see :mod:`course.datasets.download`) and fall
+back to the reader.
 """
 
 from __future__ import annotations
@@ -17,13 +18,21 @@ from course.datasets.download import (
     Fetch,
     find_file,
     is_archive,
+    path_choices,
     resolve_corpus,
     urllib_fetch,
     verify,
 )
-from course.datasets.errors import CorpusLayoutError
+from course.datasets.errors import CorpusArgumentError, CorpusLayoutError
 from course.datasets.sources import SOURCES, TATOEBA_SUBSET
-from course.datasets.text import format_error, numbered_lines, require_file, simple_tokenize
+from course.datasets.text import (
+    format_error,
+    numbered_lines,
+    read_utf8,
+    require_file,
+    simple_tokenize,
+    utf8_error,
+)
 
 SUBSET_DIR = Path(__file__).resolve().parents[2] / "data" / "tatoeba"
 
@@ -109,7 +118,7 @@ def read_imdb(root: Path | str, split: str = "train") -> list[dict]:
             match = IMDB_NAME.match(file.name)
             if match is None:
                 raise format_error(file, 1, "IMDB review files are named <id>_<rating>.txt")
-            text = file.read_text(encoding="utf-8").replace("<br />", " ")
+            text = read_utf8(file).replace("<br />", " ")
             if not text.strip():
                 raise format_error(file, 1, "empty review")
             examples.append({"tokens": simple_tokenize(text), "label": "positive" if label == "pos" else "negative",
@@ -123,6 +132,9 @@ def load_imdb(split: str = "train", *, path: Path | str | None = None, download:
     """IMDB reviews (downloaded, or ``path``: the archive or the folder holding ``aclImdb``)."""
     root = resolve_corpus(SOURCES["imdb"], path, download=download, cache_dir=cache_dir,
                           checksum=checksum, fetch=fetch)
+    if root.is_file():
+        raise CorpusArgumentError(f"path= {root} is one file, but IMDB keeps one review a file: give path= "
+                                  f"{path_choices(SOURCES['imdb'])}.", parameters=("path",))
     return read_imdb(imdb_folder(root), split)
 
 
@@ -148,23 +160,26 @@ def read_sst2(path: Path | str) -> list[dict]:
     ``label`` None."""
     path = require_file(Path(path), "SST-2 TSV file")
     examples = []
-    with open(path, encoding="utf-8", newline="") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header not in (["sentence", "label"], ["index", "sentence"]):
-            raise format_error(path, 1, "expected the header 'sentence<TAB>label' (or "
-                               "'index<TAB>sentence' for the test file)", "\t".join(header))
-        labelled = header == ["sentence", "label"]
-        for line_no, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 2):
-            if not row:
-                continue
-            if len(row) != 2:
-                raise format_error(path, line_no, f"expected 2 tab-separated columns, got {len(row)}",
-                                   "\t".join(row))
-            sentence, label = (row[0], row[1]) if labelled else (row[1], None)
-            if labelled and label not in ("0", "1"):
-                raise format_error(path, line_no, f"label must be 0 or 1, got {label!r}")
-            examples.append({"tokens": simple_tokenize(sentence), "text": sentence,
-                             "label": None if label is None else ("negative", "positive")[int(label)]})
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            header = f.readline().rstrip("\n").split("\t")
+            if header not in (["sentence", "label"], ["index", "sentence"]):
+                raise format_error(path, 1, "expected the header 'sentence<TAB>label' (or "
+                                   "'index<TAB>sentence' for the test file)", "\t".join(header))
+            labelled = header == ["sentence", "label"]
+            for line_no, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 2):
+                if not row:
+                    continue
+                if len(row) != 2:
+                    raise format_error(path, line_no, f"expected 2 tab-separated columns, got {len(row)}",
+                                       "\t".join(row))
+                sentence, label = (row[0], row[1]) if labelled else (row[1], None)
+                if labelled and label not in ("0", "1"):
+                    raise format_error(path, line_no, f"label must be 0 or 1, got {label!r}")
+                examples.append({"tokens": simple_tokenize(sentence), "text": sentence,
+                                 "label": None if label is None else ("negative", "positive")[int(label)]})
+    except UnicodeDecodeError as err:
+        raise utf8_error(path, err) from None
     return examples
 
 

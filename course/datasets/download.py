@@ -3,16 +3,18 @@
 Nothing downloads unless asked (``download=True`` or ``python -m course.datasets download NAME``).
 A corpus that is not cached raises :class:`CorpusMissingError` with the URL, the place to put a
 manually downloaded file, and the command that downloads it. Checksums are pinned as
-``"sha256:<hex>"`` (or md5/sha1 where only that is published); a mismatch deletes the partial file
-and raises :class:`ChecksumError` rather than unpacking something unexpected. A cached file that
-fails its checksum or cannot be unpacked is renamed ``<name>.rejected``, so the next load fetches
-a fresh copy instead of failing the same way forever. Unpacking is capped (a small archive cannot
-fill the disk): see :func:`unpack_limit`, overridden with ``max_bytes=``.
+``"sha256:<hex>"`` (or md5/sha1 where only that is published); a user's checksum may also be the
+64 hex digits alone, and a malformed one raises :class:`CorpusArgumentError`. A mismatch deletes
+the partial file and raises :class:`ChecksumError` rather than unpacking something unexpected. A
+cached file that fails its checksum or cannot be unpacked is renamed ``<name>.rejected``, so the
+next load fetches a fresh copy instead of failing the same way forever. Unpacking is capped (a
+small archive cannot fill the disk): see :func:`unpack_limit`, overridden with ``max_bytes=``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tarfile
 import urllib.request
@@ -24,18 +26,20 @@ from pathlib import Path
 
 from course.datasets.errors import (
     ChecksumError,
+    CorpusArgumentError,
     CorpusError,
     CorpusLayoutError,
     CorpusMissingError,
     FormatError,
 )
 
-__all__ = ["ArchiveTooLargeError", "ChecksumError", "CorpusLayoutError", "CorpusMissingError", "Source",
-           "ensure_extracted",
-           "ensure_file", "extract", "find_file", "resolve_corpus", "trust_file", "verify"]
+__all__ = ["ArchiveTooLargeError", "ChecksumError", "CorpusArgumentError", "CorpusLayoutError",
+           "CorpusMissingError", "Source", "ensure_extracted", "ensure_file", "extract", "find_file",
+           "normalize_checksum", "parse_checksum", "path_choices", "resolve_corpus", "trust_file", "verify"]
 
 DOWNLOAD_DIR = Path(__file__).resolve().parents[2] / "data" / "downloads"
 ALGORITHMS = ("sha256", "sha1", "md5")
+HEX_DIGITS = {"sha256": 64, "sha1": 40, "md5": 32}  # the length of each algorithm's hex digest
 Fetch = Callable[[str, Path, float], None]
 MAX_EXTRACT_RATIO = 100              # unpacked bytes per archive byte allowed by default
 MIN_EXTRACT_LIMIT = 64 * 2**20       # small archives may always unpack to this much
@@ -48,7 +52,11 @@ class ArchiveTooLargeError(CorpusError, ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """Where a corpus comes from: URL, file name in the cache, pinned checksum, licence note."""
+    """Where a corpus comes from: URL, file name in the cache, pinned checksum, licence note.
+
+    ``one_file`` says which single data file its loader reads when given it as ``path=`` (for
+    example "one split's TSV file"), or None when the corpus cannot be read from one file.
+    """
 
     name: str
     url: str
@@ -56,17 +64,80 @@ class Source:
     checksum: str | None
     license: str
     homepage: str
+    one_file: str | None = None
+
+
+def path_choices(source: Source) -> str:
+    """What ``path=`` may be for ``source``, as a phrase: its archive, the folder it unpacks to,
+    and the single file its loader reads, if there is one."""
+    archive = f"the {source.name} archive ({source.filename})"
+    if source.one_file:
+        return f"{archive}, the folder it unpacks to, or {source.one_file}"
+    return f"{archive} or the folder it unpacks to (a single file is not enough)"
+
+
+CHECKSUM_FORM = ('"sha256:<64 hex digits>" (or the 64 hex digits alone; "sha1:<40 hex digits>" and '
+                 '"md5:<32 hex digits>" are accepted too)')
+HOW_TO_HASH = ("Compute a file's checksum with  sha256sum FILE  (on macOS:  shasum -a 256 FILE); a "
+               "loader that refuses a copy prints the exact value that accepts it.")
+
+
+def checksum_problem(checksum: object) -> str | None:
+    """What is wrong with ``checksum`` as a checksum, or None when :func:`parse_checksum` takes it."""
+    if not isinstance(checksum, str):
+        return f"it is a {type(checksum).__name__}, not a string"
+    text = checksum.strip()
+    algorithm, colon, digest = text.partition(":")
+    if not colon:
+        first = text.split()[0] if text.split() else ""
+        if not text:
+            return "it is empty (for no checksum, pass None)"
+        if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+            return None  # the 64 hex digits alone: sha256
+        if first != text and re.fullmatch(r"[0-9a-fA-F]{64}", first):
+            return "it looks like a line of sha256sum output: keep only the 64 hex digits before the file name"
+        if re.fullmatch(r"[0-9a-fA-F]+", text):
+            return f"{len(text)} hex digits without an algorithm; a bare checksum is sha256, which has 64"
+        return "it names no algorithm and is not 64 hex digits"
+    algorithm, digest = algorithm.strip().lower(), digest.strip()
+    if algorithm not in HEX_DIGITS:
+        return f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}"
+    if not re.fullmatch(r"[0-9a-fA-F]*", digest):
+        return f"the {algorithm} digest is not hexadecimal (only 0-9 and a-f)"
+    if len(digest) != HEX_DIGITS[algorithm]:
+        return f"a {algorithm} digest has {HEX_DIGITS[algorithm]} hex digits, this one {len(digest)}"
+    return None
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
-    algorithm, _, digest = checksum.partition(":")
-    if algorithm not in ALGORITHMS or not digest:
-        raise ValueError(f"checksum must look like 'sha256:<hex>' (or {', '.join(ALGORITHMS[1:])}), "
-                         f"got {checksum!r}")
-    return algorithm, digest.lower()
+    """``(algorithm, lower-case hex digest)`` of ``"sha256:<64 hex digits>"`` (or sha1/md5; the
+    prefix in any case, whitespace around it ignored), or of 64 hex digits alone, taken as sha256.
+
+    Anything else raises :class:`CorpusArgumentError` saying what was wrong, the form expected
+    and how to compute a file's checksum.
+    """
+    problem = checksum_problem(checksum)
+    if problem is not None:
+        shown = repr(checksum) if len(repr(checksum)) <= 90 else repr(checksum)[:80] + "..."
+        raise CorpusArgumentError(f"The checksum {shown} is malformed: {problem}. Give it as "
+                                  f"{CHECKSUM_FORM}. {HOW_TO_HASH}")
+    algorithm, colon, digest = checksum.strip().partition(":")
+    if not colon:
+        return "sha256", algorithm.lower()
+    return algorithm.strip().lower(), digest.strip().lower()
+
+
+def normalize_checksum(checksum: str | None) -> str | None:
+    """``checksum`` as ``"<algorithm>:<lower-case hex>"`` (None stays None); a malformed one
+    raises :class:`CorpusArgumentError` (see :func:`parse_checksum`)."""
+    if checksum is None:
+        return None
+    algorithm, digest = parse_checksum(checksum)
+    return f"{algorithm}:{digest}"
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of the file at ``path`` under ``algorithm``, read in chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -80,11 +151,20 @@ def trusted_record(path: Path) -> Path:
 
 
 def read_trusted(path: Path) -> str | None:
+    """The checksum accepted earlier for ``path`` (recorded beside it), or None."""
     record = trusted_record(path)
     if not record.is_file():
         return None
-    text = record.read_text(encoding="utf-8").strip()
-    return text or None
+    text = record.read_text(encoding="utf-8", errors="replace").strip()
+    if not text:
+        return None
+    problem = checksum_problem(text)
+    if problem is not None:
+        raise CorpusArgumentError(f"{record} should hold the checksum accepted for {path.name}, but it is "
+                                  f"malformed: {problem}. Delete it and accept the file again (checksum= "
+                                  "or python -m course.datasets accept), or write "
+                                  f"{CHECKSUM_FORM} into it.", parameters=())
+    return normalize_checksum(text)
 
 
 def trust_file(path: Path) -> str:
@@ -98,6 +178,7 @@ def trust_file(path: Path) -> str:
 
 
 def matches(path: Path, checksum: str, sha256: str | None = None) -> bool:
+    """Whether the file at ``path`` has ``checksum`` (``sha256`` is its digest, when known)."""
     algorithm, expected = parse_checksum(checksum)
     actual = sha256 if algorithm == "sha256" and sha256 is not None else file_digest(path, algorithm)
     return actual == expected
@@ -137,6 +218,7 @@ def verify(path: Path, checksum: str | None = None, *, pinned: str | None = None
     checksum recorded earlier; with neither, any file passes. A mismatch raises
     :class:`ChecksumError` whose message gives the file's own checksum and how to accept it.
     """
+    checksum, pinned = normalize_checksum(checksum), normalize_checksum(pinned)
     sha256 = file_digest(path)
     if checksum is not None:
         if not matches(path, checksum, sha256):
@@ -158,13 +240,14 @@ def urllib_fetch(url: str, destination: Path, timeout: float) -> None:
 
 
 def missing_message(source: Source, path: Path, reason: str = "") -> str:
+    """Why ``source`` is not at ``path`` and every way to get it there (or read it from elsewhere)."""
     why = f" ({reason})" if reason else ""
     return (
         f"The {source.name} corpus is not in {path.parent}{why}.\n"
         f"  Download it with:  python -m course.datasets download {source.name}\n"
         f"  or fetch {source.url}\n"
         f"  by hand and save it as {path}\n"
-        f"  (or pass path= the archive, the folder it unpacks to, or one of its files;\n"
+        f"  (or pass path= {path_choices(source)};\n"
         f"  about the data: {source.homepage}; licence: {source.license})"
     )
 
@@ -173,6 +256,7 @@ def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | 
                    checksum: str | None = None, fetch: Fetch = urllib_fetch,
                    timeout: float = 60.0) -> tuple[Path, str]:
     """The cached archive of ``source`` and its sha256, downloaded first when ``download``."""
+    checksum = normalize_checksum(checksum)  # a malformed one fails before any download
     path = (cache_dir or DOWNLOAD_DIR) / source.filename
     if path.exists():
         try:
@@ -200,7 +284,7 @@ def cached_archive(source: Source, *, download: bool = False, cache_dir: Path | 
         partial.unlink(missing_ok=True)
         raise
     partial.replace(path)
-    if checksum is not None and checksum != source.checksum:
+    if checksum is not None and checksum != normalize_checksum(source.checksum):
         trust_file(path)
     if checksum is None and source.checksum is None:
         print(f"{source.name}: no pinned checksum; sha256:{sha256} "
@@ -334,19 +418,24 @@ def resolve_corpus(source: Source, path: Path | str | None = None, *, download: 
     """Where a loader reads ``source`` from: a folder to search, or one file to read.
 
     ``path`` may be the corpus archive (verified, then unpacked into the cache), the folder it
-    unpacks to, or a single data file; without it, the download cache is used.
+    unpacks to, or a single data file; without it, the download cache is used. ``checksum`` (of
+    the archive or the single file) must be well formed, and cannot go with a folder: both raise
+    :class:`CorpusArgumentError`.
     """
+    checksum = normalize_checksum(checksum)
     if path is None:
         return ensure_extracted(source, download=download, cache_dir=cache_dir, checksum=checksum,
                                 fetch=fetch)
     path = Path(path)
     if not path.exists():
-        raise CorpusMissingError(f"{path} does not exist. Give path= the {source.name} archive "
-                                 f"({source.filename}), the folder it unpacks to, or one of its files.")
+        raise CorpusMissingError(f"{path} does not exist. Give path= {path_choices(source)}.")
     if path.is_dir() or not is_archive(path):
         if checksum is not None and path.is_dir():
-            raise ValueError(f"checksum= verifies an archive file, but {path} is a folder: pass the "
-                             "archive as path=, or leave checksum=None for an unpacked copy")
+            one_file = f" or {source.one_file}" if source.one_file else ""
+            raise CorpusArgumentError(
+                f"A checksum applies to one file, the {source.name} archive ({source.filename}){one_file}, "
+                f"but path= {path} is a folder. Pass that file as path= to have it checked, or drop the "
+                "checksum (checksum=None) for a folder you trust.", parameters=("path", "checksum"))
         if checksum is not None:
             verify(path, checksum, name=None)
         return path

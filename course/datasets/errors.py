@@ -1,8 +1,9 @@
 """The errors a corpus loader raises, under one base class a lesson can catch.
 
 ``except CorpusError`` covers a corpus that is missing, a file whose checksum is not the trusted
-one, an archive laid out differently from the published one and a malformed line; each subclass
-also derives from the built-in error it refines (``FileNotFoundError`` or ``ValueError``), so older
+one, an archive laid out differently from the published one, a malformed line (or one that is
+not UTF-8) and a loader argument that cannot work (a malformed checksum, say); each subclass also
+derives from the built-in error it refines (``FileNotFoundError`` or ``ValueError``), so older
 ``except`` clauses keep working.
 """
 
@@ -38,7 +39,19 @@ class CorpusLayoutError(CorpusError, FileNotFoundError):
 
 
 class FormatError(CorpusError, ValueError):
-    """A line of a corpus file is not in the format its reader expects."""
+    """A line of a corpus file is not in the format its reader expects (or is not UTF-8 text)."""
+
+
+class CorpusArgumentError(CorpusError, ValueError):
+    """A loader argument is malformed or does not fit the others (a checksum that is not
+    ``sha256:<64 hex digits>``, a checksum given with a folder); the message gives the form expected.
+
+    ``parameters`` names the arguments a fix may change: ``"checksum"``, ``"path"`` or both.
+    """
+
+    def __init__(self, message: str = "", *, parameters: tuple[str, ...] = ("checksum",)):
+        super().__init__(message)
+        self.parameters = parameters
 
 
 def fallback_message(requested: str, error: CorpusError, fallback: str, *, path_parameter: str = "CORPUS_PATH",
@@ -55,6 +68,15 @@ def fallback_message(requested: str, error: CorpusError, fallback: str, *, path_
     elif isinstance(error, CorpusMissingError):
         ways = [f"{download_parameter} = True downloads it"] if download_parameter else []
         lines.append(f"In the parameters cell: {' or '.join(ways + [f'{path_parameter} = your copy reads it'])}.")
+    elif isinstance(error, CorpusArgumentError):
+        fixes = []
+        if "path" in error.parameters:
+            fixes.append(f"set {path_parameter} to the file or folder the message asks for")
+        if "checksum" in error.parameters and checksum_parameter:
+            fixes.append(f"set {checksum_parameter} = None" if fixes else
+                         f"correct {checksum_parameter} as the message says (or set it to None)")
+        if fixes:
+            lines.append(f"In the parameters cell: {', or '.join(fixes)}.")
     elif isinstance(error, CorpusLayoutError):
         lines.append(f"In the parameters cell: set {path_parameter} to the file or folder the message asks for.")
     return "\n".join(lines)
