@@ -54,6 +54,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                        {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
     "15_is_attention_explanation": [BrokenRun("uniform attention in both models", {"BREAK": "uniform"})],
+    "16_real_translation": [BrokenRun("uniform attention in both attention models (the context is the "
+                                      "mean of the encoder states)", {"BREAK": "uniform"})],
 }
 
 

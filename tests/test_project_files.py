@@ -75,3 +75,15 @@ def test_lessons_are_committed_executed_small_and_tagged():
         assert "nbval-check-output" in tags, f"{path.name} checks no output under nbval"
         last = "".join(code[-1]["source"])
         assert "claim(" in last or "assert" in last, f"{path.name}: the last cell must state the claims (claim())"
+
+
+def test_both_course_maps_list_every_lesson():
+    """The README's map links every lesson file, and lesson 00's map has a row for each."""
+    lessons = sorted((ROOT / "course" / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    readme = (ROOT / "README.md").read_text()
+    start = json.loads((ROOT / "course" / "lessons" / "00_start_here.ipynb").read_text())
+    tour = "".join("".join(c["source"]) for c in start["cells"] if c["cell_type"] == "markdown")
+    for path in lessons:
+        number = path.name[:2]
+        assert f"(course/lessons/{path.name})" in readme, f"README's course map does not link {path.name}"
+        assert re.search(rf"^\| {number} \|", tour, re.M), f"lesson 00's course map has no row {number}"
