@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 import interp
 from course import Vocab
@@ -81,6 +82,8 @@ MODELS = {
     "attention": lambda n: AttentionPoolClassifier(n, 2, embed_dim=6, hidden_size=5, attention_units=4),
     "self_attentive": lambda n: SelfAttentiveClassifier(n, 2, embed_dim=6, hidden_size=5,
                                                         attention_units=4, hops=3, mlp_size=8),
+    "self_attentive_linear": lambda n: SelfAttentiveClassifier(n, 2, embed_dim=6, hidden_size=5,
+                                                               attention_units=4, hops=3, mlp_size=0),
 }
 
 
@@ -89,7 +92,7 @@ def test_attention_weights_are_distributions_with_zero_padding(batch, name):
     vocab, b = batch
     model = MODELS[name](len(vocab))
     out = model(b.tokens, b.lengths)
-    hops = 3 if name == "self_attentive" else 1
+    hops = 3 if name.startswith("self_attentive") else 1
     assert out.logits.shape == (4, 2) and out.attention.shape == (4, hops, 7)
     padded = ~b.mask.unsqueeze(1).expand_as(out.attention)
     assert torch.equal(out.attention[padded], torch.zeros(int(padded.sum())))
@@ -138,6 +141,31 @@ def test_self_attentive_penalty_enters_the_loss(batch):
     torch.testing.assert_close(with_penalty - without, out.penalty)
     with pytest.raises(ValueError, match="penalty_weight"):
         SelfAttentiveClassifier(10, 2, penalty_weight=-1)
+
+
+def test_self_attentive_with_mlp_size_0_is_linear_on_the_flattened_rows(batch):
+    vocab, b = batch
+    model = MODELS["self_attentive_linear"](len(vocab))
+    assert isinstance(model.mlp, nn.Linear) and model.mlp.in_features == 3 * model.state_size
+    encoded = model.encode(b.tokens, b.lengths)
+    rows = model.attention(encoded.outputs, encoded.mask).context  # M = A H, [batch, hops, 2d]
+    torch.testing.assert_close(model(b.tokens, b.lengths).logits, model.mlp(rows.flatten(1)))
+    with pytest.raises(ValueError, match="mlp_size"):
+        SelfAttentiveClassifier(10, 2, mlp_size=-1)
+
+
+def test_a_dead_relu_mlp_stops_every_gradient_and_the_linear_head_does_not(batch):
+    """Why mlp_size=0 exists: once every ReLU unit is off for all inputs, nothing below it learns."""
+    vocab, b = batch
+    torch.manual_seed(0)
+    dead, linear = MODELS["self_attentive"](len(vocab)), MODELS["self_attentive_linear"](len(vocab))
+    with torch.no_grad():
+        dead.mlp[0].bias.fill_(-100.0)  # every hidden unit off, for every input
+    for model, learns in ((dead, False), (linear, True)):
+        model.penalty_weight = 0.0  # the cross-entropy alone
+        classification_loss(model, b).backward()
+        gradient = model.attention.w_s2.weight.grad.abs().sum().item()
+        assert (gradient > 0) == learns
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])

@@ -143,6 +143,12 @@ class SelfAttentiveClassifier(SequenceClassifier):
 
     ``penalty`` in the output is ``||A A^T - I||_F^2``; :func:`course.models.classification_loss`
     adds it times ``penalty_weight`` (Lin et al. used 1.0; 0 switches it off).
+
+    ``mlp_size=0`` replaces the ReLU MLP by one linear layer on the flattened ``M``. On long
+    sequences the attention starts near uniform, so ``M`` is almost the same vector for every
+    example and each ReLU unit is on for all inputs or off for all. Once Adam has switched every
+    unit off, the dead MLP passes no gradient to the attention or the encoder and training stays at
+    chance for good (seen on lesson 09's bundled reviews task).
     """
 
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 32, hidden_size: int = 32,
@@ -151,10 +157,14 @@ class SelfAttentiveClassifier(SequenceClassifier):
         super().__init__(vocab_size, num_classes, embed_dim, hidden_size, bidirectional, dropout)
         if penalty_weight < 0:
             raise ValueError(f"penalty_weight must be >= 0, got {penalty_weight}")
+        if mlp_size < 0:
+            raise ValueError(f"mlp_size must be >= 0 (0: a linear layer), got {mlp_size}")
         self.attention = StructuredSelfAttention(self.state_size, attention_units, hops)
         self.penalty_weight = penalty_weight
-        self.mlp = nn.Sequential(nn.Linear(hops * self.state_size, mlp_size), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(mlp_size, num_classes))
+        flat_size = hops * self.state_size
+        self.mlp: nn.Module = (nn.Linear(flat_size, num_classes) if mlp_size == 0 else
+                               nn.Sequential(nn.Linear(flat_size, mlp_size), nn.ReLU(),
+                                             nn.Dropout(dropout), nn.Linear(mlp_size, num_classes)))
 
     def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> ClassifierOutput:
         encoded = self.encode(tokens, lengths)
