@@ -18,7 +18,9 @@ class UniformNormalizer(nn.Module):
     def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
         if mask is None:
             return energies.new_full(energies.shape, 1.0 / energies.size(-1))
-        allowed = expand_key_mask(mask, energies).to(energies.dtype)
+        # expand, not only broadcast: with several queries at once (Luong's parallel path) the
+        # weights must keep one row per query, as the energies have
+        allowed = expand_key_mask(mask, energies).expand(energies.shape).to(energies.dtype)
         return allowed / allowed.sum(-1, keepdim=True).clamp_min(1.0)
 
 

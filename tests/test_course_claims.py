@@ -57,6 +57,23 @@ def test_uniform_attention_replaces_the_normaliser_and_flattens_weights():
     assert uniform_attention(model) == 0  # already ablated: idempotent
 
 
+@pytest.mark.parametrize("score", ["dot", "multihead"])
+def test_uniform_attention_keeps_one_row_per_query_on_the_parallel_luong_path(score):
+    # Luong without input feeding attends from every target step at once: the uniform weights
+    # must have one row per step (a [batch, keys] mask used to give a single row)
+    config = Seq2SeqConfig(9, 9, decoder="luong", score=score, heads=2 if score == "multihead" else 1,
+                           embed_dim=8, hidden_size=8, bidirectional=score == "multihead")
+    model = build_seq2seq(config).eval()
+    uniform_attention(model)
+    assert model.decoder.can_run_parallel
+    src = torch.tensor([[4, 5, 6, 7], [4, 5, 0, 0]])
+    out = model(src, torch.tensor([4, 2]), torch.tensor([[1, 4, 5], [1, 4, 5]]))
+    assert out.logits.shape == (2, 3, 9)
+    rows = out.attention if score == "dot" else out.attention[:, 0]
+    torch.testing.assert_close(rows[0], torch.full((3, 4), 0.25))
+    torch.testing.assert_close(rows[1], torch.tensor([[0.5, 0.5, 0.0, 0.0]] * 3))
+
+
 def test_uniform_attention_refuses_a_model_without_attention():
     with pytest.raises(ValueError, match="no attention normaliser"):
         uniform_attention(torch.nn.Linear(2, 2))
