@@ -48,6 +48,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                     "(Bahdanau attention)", {"BREAK": "attention"})],
     "02_bahdanau": [BrokenRun("uniform attention (every source state weighted 1/n)",
                               {"BREAK": "uniform"})],
+    "04_scaled_and_multihead": [BrokenRun("uniform attention in all three models (the context is the mean "
+                                          "of the encoder states)", {"BREAK": "uniform"})],
     "06_location_aware": [BrokenRun("location features removed (the location-aware model scores "
                                     "content only)", {"BREAK": "no_location"})],
     "09_attention_pooling": [BrokenRun("uniform attention pooling (the mean of the states)",
