@@ -2,6 +2,8 @@
 
 ``load_series("sunspots")``: yearly sunspot numbers 1700-2008 (309 values, an ~11-year cycle).
 ``load_series("co2")``: Mauna Loa CO2, weekly 1958-2001, averaged to 526 months (period 12).
+``load_series("seasonal_ar")``: a generated series, ``y_t = 0.4 y_{t-1} + 0.55 y_{t-24} + e_t``
+(:func:`seasonal_ar`), whose forecast depends on a lag 24 steps back: its lag structure is known.
 Splits are chronological (the future is never seen in training) and the scaling is fitted on
 the training part only.
 """
@@ -17,13 +19,42 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from course.models.batches import WindowBatch
 
-SERIES = {"sunspots": 11, "co2": 12}  # name -> seasonal period
+SERIES = {"sunspots": 11, "co2": 12, "seasonal_ar": 24}  # name -> seasonal period
+
+
+def seasonal_ar(length: int = 1000, period: int = 24, recent: float = 0.4, seasonal: float = 0.55,
+                seed: int = 13, burn_in: int = 500) -> np.ndarray:
+    """A seasonal autoregression: ``y_t = recent * y_{t-1} + seasonal * y_{t-period} + e_t``.
+
+    ``e_t`` is standard normal noise drawn from ``numpy.random.default_rng(seed)``, so the series
+    is the same on every machine. The first ``burn_in`` values (started from zeros) are dropped.
+    The true lags are 1 and ``period``; ``recent * y_t + seasonal * y_{t+1-period}`` is the best
+    one-step forecast, and its error is the noise alone (mean absolute error about 0.8).
+    """
+    if length < 1 or burn_in < 0:
+        raise ValueError(f"length must be at least 1 and burn_in at least 0, got {length} and {burn_in}")
+    if period < 2:
+        raise ValueError(f"period must be at least 2 (lag 1 is the recent term), got {period}")
+    if abs(recent) + abs(seasonal) >= 1:
+        raise ValueError(f"|recent| + |seasonal| must be below 1 for a stationary series, got "
+                         f"{recent} and {seasonal}")
+    noise = np.random.default_rng(seed).standard_normal(length + burn_in)
+    values = np.zeros(length + burn_in)
+    for t in range(length + burn_in):
+        values[t] = noise[t]
+        if t >= 1:
+            values[t] += recent * values[t - 1]
+        if t >= period:
+            values[t] += seasonal * values[t - period]
+    return values[burn_in:].astype(np.float32)
 
 
 def load_series(name: str) -> np.ndarray:
     """The named series as float32 values, gaps filled by interpolation."""
     if name not in SERIES:
         raise KeyError(f"unknown series {name!r}; choose one of {sorted(SERIES)}")
+    if name == "seasonal_ar":
+        return seasonal_ar(period=SERIES[name])
     if name == "sunspots":
         from statsmodels.datasets import sunspots
 
