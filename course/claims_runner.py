@@ -55,6 +55,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
     "09_attention_pooling": [BrokenRun("uniform attention pooling (the mean of the states)",
                                        {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
+    "13_temporal_attention": [BrokenRun("uniform attention over the lags (the context is the mean of the "
+                                        "window)", {"BREAK": "uniform"})],
     "15_is_attention_explanation": [BrokenRun("uniform attention in both models", {"BREAK": "uniform"})],
     "16_real_translation": [BrokenRun("uniform attention in both attention models (the context is the "
                                       "mean of the encoder states)", {"BREAK": "uniform"})],
