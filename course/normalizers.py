@@ -104,7 +104,8 @@ class HardNormalizer(nn.Module):
       backward pass uses the gradient of ``softmax((e + g) / temperature)``.
     - ``"reinforce"``: the one-hot sample carries no gradient to the score; the sample's
       log-probability is kept in ``last_log_prob`` and :meth:`reinforce_loss` turns a reward into
-      the score-function term, with a moving-average reward baseline to cut its variance.
+      the score-function term, with a reward baseline to cut its variance: a moving average of
+      past rewards, or with several samples per example the mean reward of the other samples.
     """
 
     def __init__(self, estimator: str = "gumbel", temperature: float = 1.0, baseline_decay: float = 0.9):
@@ -143,13 +144,21 @@ class HardNormalizer(nn.Module):
         self.last_log_prob = log_probs.gather(-1, index).squeeze(-1)
         return one_hot_at(index, log_probs).detach()
 
-    def reinforce_loss(self, log_prob: Tensor, reward: Tensor, valid: Tensor) -> Tensor:
+    def reinforce_loss(self, log_prob: Tensor, reward: Tensor, valid: Tensor, samples: int = 1) -> Tensor:
         """``-(reward - baseline) * log p(sample)``, averaged over the ``valid`` positions.
 
-        The baseline is a moving average of past rewards (updated only when gradients are on,
-        i.e. in training); the reward is treated as a constant.
+        With ``samples=1`` the baseline is one number, a moving average of past rewards (updated
+        only when gradients are on, i.e. in training). With ``samples=K > 1`` the batch holds K
+        consecutive copies of each example (``repeat_interleave``), each with its own samples,
+        and the baseline of a sample is the mean reward of the other K-1 samples of the same
+        example at the same step (leave-one-out; Kool et al. 2019): it does not depend on the
+        sample it is subtracted from, so the estimate stays unbiased. The reward is a constant.
         """
         reward = reward.detach()
+        if samples > 1:
+            return -(leave_one_out_advantage(reward, valid, samples) * log_prob)[valid].mean()
+        if samples != 1:
+            raise ValueError(f"samples must be a positive integer, got {samples}")
         advantage = reward - self.reward_baseline
         term = -(advantage * log_prob)[valid].mean()
         if torch.is_grad_enabled():
@@ -161,6 +170,25 @@ class HardNormalizer(nn.Module):
                     self.reward_baseline.mul_(self.baseline_decay).add_((1.0 - self.baseline_decay) * mean)
                 self.baseline_updates += 1
         return term
+
+
+def leave_one_out_advantage(reward: Tensor, valid: Tensor, samples: int) -> Tensor:
+    """``reward`` minus the mean reward of the other ``samples - 1`` samples of the same example.
+
+    ``reward`` and ``valid`` are ``[B * samples, T]`` with each example's samples in consecutive
+    rows; every group must have the same ``valid`` rows (they are copies of one example).
+    """
+    if samples < 2:
+        raise ValueError(f"a leave-one-out baseline needs at least 2 samples, got {samples}")
+    if reward.size(0) % samples:
+        raise ValueError(f"the batch has {reward.size(0)} rows, not a multiple of samples={samples}")
+    grouped = reward.reshape(-1, samples, *reward.shape[1:])
+    grouped_valid = valid.reshape(-1, samples, *valid.shape[1:])
+    if not bool((grouped_valid == grouped_valid[:, :1]).all()):
+        raise ValueError("the samples of one example must share their valid positions: "
+                         "repeat each example with repeat_interleave")
+    others = (grouped.sum(1, keepdim=True) - grouped) / (samples - 1)
+    return (grouped - others).reshape(reward.shape)
 
 
 def make_normalizer(name: str, temperature: float = 1.0) -> nn.Module:

@@ -24,6 +24,7 @@ from course.normalizers import (
     Entmax15Normalizer,
     HardNormalizer,
     SparsemaxNormalizer,
+    leave_one_out_advantage,
     make_normalizer,
 )
 from course.scores import (
@@ -179,6 +180,45 @@ def test_reinforce_samples_follow_the_softmax_and_keep_their_log_probability():
     torch.testing.assert_close(frequencies[:3], probs, atol=0.03, rtol=0)
     chosen = weights[0].argmax(-1)
     torch.testing.assert_close(normalizer.last_log_prob[0], probs.log()[chosen])
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_other_samples():
+    normalizer = HardNormalizer("reinforce")
+    reward = torch.tensor([[1.0, -2.0], [3.0, -2.0], [5.0, 0.0], [7.0, 4.0]])  # 2 examples x 2 samples
+    valid = torch.tensor([[True, True], [True, True], [True, False], [True, False]])
+    expected = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [-2.0, -4.0], [2.0, 4.0]])
+    torch.testing.assert_close(leave_one_out_advantage(reward, valid, 2), expected)
+    log_prob = torch.zeros(4, 2, requires_grad=True)
+    normalizer.reinforce_loss(log_prob, reward, valid, samples=2).backward()
+    # d loss / d log p = -advantage / (valid positions); equal rewards within a group give no gradient
+    torch.testing.assert_close(log_prob.grad, -expected * valid / valid.sum())
+    assert float(normalizer.baseline_updates) == 0  # the moving average is not used
+    with pytest.raises(ValueError, match="multiple"):
+        leave_one_out_advantage(reward[:3], valid[:3], 2)
+    with pytest.raises(ValueError, match="share their valid"):
+        leave_one_out_advantage(reward, torch.tensor([[True, True], [True, False]] * 2), 2)
+
+
+@pytest.mark.parametrize("samples", [1, 4])
+def test_reinforce_gradient_is_unbiased(samples):
+    # One query over three keys with fixed rewards: the mean REINFORCE gradient over many samples
+    # must be the exact gradient of the expected reward. A baseline that counted the sample itself
+    # (the mean of all K rewards) would shrink it by (K - 1) / K and fail.
+    logits = torch.tensor([0.5, -1.0, 1.5], requires_grad=True)
+    rewards = torch.tensor([2.0, -3.0, 1.0])
+    (exact,) = torch.autograd.grad((torch.softmax(logits, -1) * rewards).sum(), logits)
+    normalizer = HardNormalizer("reinforce").train()
+    torch.manual_seed(0)
+    rows = 40000
+    weights = normalizer(logits.expand(rows, 1, 3), None)
+    reward = (weights * rewards).sum(-1)                                  # [rows, 1]
+    valid = torch.ones(rows, 1, dtype=torch.bool)
+    if samples == 1:  # a warmed-up moving average: any constant baseline keeps it unbiased
+        normalizer.reward_baseline.fill_(0.7)
+        normalizer.baseline_updates.fill_(1)
+    loss = normalizer.reinforce_loss(normalizer.last_log_prob, reward, valid, samples=samples)
+    (estimate,) = torch.autograd.grad(-loss, logits)
+    torch.testing.assert_close(estimate, exact, atol=0.03, rtol=0)
 
 
 def test_reinforce_loss_uses_a_moving_average_baseline():

@@ -162,6 +162,23 @@ def test_loss_terms_of_coverage_and_reinforce(toy_batch, toy_vocab):
     assert set(variant_loss_terms(reinforce, toy_batch)) == {"cross_entropy", "total"}
 
 
+def test_reinforce_samples_repeat_each_example_in_training_only(toy_batch, toy_vocab):
+    seed_everything(0)
+    model = make_model(toy_vocab, **VARIANTS["hard_reinforce"])
+    seen = []
+    model.decoder.attention.normalizer.register_forward_hook(lambda m, i, o: seen.append(o.size(0)))
+    terms = variant_loss_terms(model, toy_batch, reinforce_samples=3)
+    assert seen == [3 * len(toy_batch)] and "reinforce" in terms
+    terms["total"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == [], missing
+    model.eval()  # no sampling at evaluation: one copy, the plain cross-entropy
+    torch.testing.assert_close(variant_loss(model, toy_batch, reinforce_samples=3), variant_loss(model, toy_batch))
+    assert seen[1:] == [len(toy_batch)] * 2
+    with pytest.raises(ValueError, match="at least 1"):
+        variant_loss(model, toy_batch, reinforce_samples=0)
+
+
 def test_checkpoint_round_trip_keeps_the_variant(toy_batch, toy_vocab, tmp_path):
     seed_everything(0)
     model = make_model(toy_vocab, decoder="luong", score="multihead", heads=2, normalizer="hard_reinforce",
