@@ -54,6 +54,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                     "content only)", {"BREAK": "no_location"})],
     "09_attention_pooling": [BrokenRun("uniform attention pooling (the mean of the states)",
                                        {"BREAK": "uniform"})],
+    "10_hierarchical": [BrokenRun("uniform sentence attention in the attentive network (every sentence "
+                                  "weighted 1/N; its word attention stays)", {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
     "13_temporal_attention": [BrokenRun("uniform attention over the lags (the context is the mean of the "
                                         "window)", {"BREAK": "uniform"})],

@@ -42,20 +42,50 @@ def test_reviews_contain_distractor_negations():
     assert outside > len(examples)  # "not" mostly appears where it decides nothing
 
 
-def test_document_key_sentence_is_the_only_decision():
-    decided = {"voted", "decided", "chose", "agreed"}  # the verbs of the key frames, and only there
-    assert all(decided & set(frame.split()) for frame in documents.KEY_FRAMES)
+VOTE_VERBS = {"voted", "decided", "agreed", "chose"}  # the verbs of the vote frames, and only there
+
+
+def body_of(sentence):
+    """The voting body of a vote sentence (the word after its first "the" that names a body)."""
+    return next(w for w in sentence if w in documents.BODIES)
+
+
+def test_documents_highest_voting_body_decides():
+    assert all(VOTE_VERBS & set(frame.split()) for frame in documents.VOTE_FRAMES)
+    assert not any(VOTE_VERBS & set(frame.split()) for frame in documents.OPINION_FRAMES + documents.FILLER_FRAMES)
     for example in load_task("documents", "test"):
-        sentences, key = example["sentences"], example["key_sentence"]
-        assert 5 <= len(sentences) <= 12
+        sentences, key, votes = example["sentences"], example["key_sentence"], example["votes"]
+        assert 8 <= len(sentences) <= 16
         assert sentences[key][example["key_word"]] == example["label"]
-        assert [i for i, s in enumerate(sentences) if decided & set(s)] == [key]
+        assert votes == [i for i, s in enumerate(sentences) if VOTE_VERBS & set(s)] and key in votes
+        ranks = {i: documents.BODIES.index(body_of(sentences[i])) for i in votes}
+        assert ranks[key] == example["authority"] == max(ranks.values())
+        assert [i for i in votes if ranks[i] == ranks[key]] == [key]  # the only vote of the deciding body
+        assert example["authority"] == 0 or 3 <= len(votes) - 1 <= 6
 
 
-def test_documents_mention_other_decisions_as_distractors():
+def test_documents_deciding_body_varies_and_votes_do_not_count():
     examples = load_task("documents", "valid")
-    others = sum(any(w in documents.LABELS and w != e["label"] for s in e["sentences"] for w in s) for e in examples)
+    deciding = {documents.BODIES[e["authority"]] for e in examples}
+    overridden = {body_of(e["sentences"][i]) for e in examples for i in e["votes"] if i != e["key_sentence"]}
+    assert deciding == set(documents.BODIES) and overridden == set(documents.BODIES[:-1])
+    def verbs(e):
+        return [w for i in e["votes"] for w in e["sentences"][i] if w in documents.LABELS]
+    majority = sum(max(documents.LABELS, key=verbs(e).count) == e["label"] for e in examples)
+    assert majority < 0.65 * len(examples)  # the most voted verb is often not the decision
+    others = sum(any(w != e["label"] for w in verbs(e)) for e in examples)
     assert others > len(examples) / 2
+
+
+def test_document_conflicts_have_two_votes_of_the_deciding_body():
+    examples = documents.generate_conflicts(60, 5)
+    assert examples == documents.generate_conflicts(60, 5)
+    for example in examples:
+        sentences, key, earlier = example["sentences"], example["key_sentence"], example["earlier_vote"]
+        assert earlier < key and {earlier, key} <= set(example["votes"])
+        assert body_of(sentences[earlier]) == body_of(sentences[key]) == documents.BODIES[example["authority"]]
+        assert sentences[key][example["key_word"]] == example["label"]
+        assert example["label"] not in sentences[earlier] and "second" in sentences[key]
 
 
 def test_nli_alignment_links_equal_or_related_words():
