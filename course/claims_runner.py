@@ -57,6 +57,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
     "10_hierarchical": [BrokenRun("uniform sentence attention in the attentive network (every sentence "
                                   "weighted 1/N; its word attention stays)", {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
+    "14_sequence_labelling": [BrokenRun("uniform self-attention in the tagger (every token reads the mean of "
+                                        "the states)", {"BREAK": "uniform"})],
     "13_temporal_attention": [BrokenRun("uniform attention over the lags (the context is the mean of the "
                                         "window)", {"BREAK": "uniform"})],
     "15_is_attention_explanation": [BrokenRun("uniform attention in both models", {"BREAK": "uniform"})],

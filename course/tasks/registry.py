@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import babi, dates, documents, ner, nli, reorder, reviews
+from course.tasks import babi, dates, documents, ner, ner_distant, nli, reorder, reviews
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -71,6 +71,11 @@ TASKS: dict[str, TaskSpec] = {
                     {"train": 91, "valid": 92, "test": 93},
                     "news-like sentences with faker names, places and companies, BIO tags",
                     fields=("tokens", "tags"), key=lambda e: tuple(e["tokens"]), kind="tagging"),
+    "ner_distant": TaskSpec(ner_distant.generate, {"train": 2000, "valid": 300, "test": 600},
+                            {"train": 94, "valid": 95, "test": 96},
+                            "news items whose surname is PER or ORG by a cue word 15-40 tokens earlier",
+                            fields=("tokens", "tags", "cue", "cue_sentence", "distractors"),
+                            key=lambda e: tuple(e["tokens"]), kind="tagging"),
 }
 
 
