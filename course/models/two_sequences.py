@@ -12,6 +12,16 @@ state (*conditional encoding*). Then, by ``attention``:
 
 The final pair representation is ``h* = tanh(W_p r_N + W_x h_N)`` at each hypothesis's last real
 token ``N``. Both LSTMs share one embedding table.
+
+- ``"aligned"``: a comparison head in the style of decomposable attention (Parikh et al., 2016)
+  and ESIM (Chen et al., 2017). Each sentence is read by its own bidirectional LSTM (``hidden_size
+  // 2`` units each way) and every word is the vector ``[embedding; states]``, so a key knows both
+  its word and its scene. Every hypothesis word ``h_t`` attends over the premise words ``y_i`` at
+  once (by default with the dot score ``h_t . y_i``: a word matches itself from the first step,
+  and training moves the embeddings and states), ``a_t = sum_i alpha_ti y_i``, is compared with what it aligned to,
+  ``v_t = ReLU(W_c [h_t; a_t; h_t - a_t; h_t * a_t])``, and the ``v_t`` are pooled (max and mean
+  over the real hypothesis words) and classified. The label can only come through the rows of the
+  alignment; the sentences are read independently (no conditional encoding).
 """
 
 from __future__ import annotations
@@ -24,11 +34,11 @@ from course.attention import Attention, SoftmaxNormalizer, bahdanau_attention
 from course.batching import lengths_to_mask
 from course.encoder import check_lengths
 from course.models.outputs import ClassifierOutput
-from course.scores import GeneralScore
+from course.scores import DotScore, GeneralScore
 from course.vocab import PAD
 
-PAIR_ATTENTIONS = ("none", "final", "word_by_word")
-PAIR_SCORES = ("additive", "bilinear")
+PAIR_ATTENTIONS = ("none", "final", "word_by_word", "aligned")
+PAIR_SCORES = ("additive", "bilinear", "dot")
 
 
 # Luong's "general" score q^T W k: a product, so it can match a word with its counterpart.
@@ -45,21 +55,46 @@ def run_lstm(lstm: nn.LSTM, embedded: Tensor, lengths: Tensor,
 
 
 class PairClassifier(nn.Module):
-    """Premise and hypothesis LSTMs with ``attention`` in {"none", "final", "word_by_word"}."""
+    """Premise and hypothesis LSTMs with ``attention`` in {"none", "final", "word_by_word", "aligned"}.
+
+    ``score`` is the attention score, "additive", "bilinear" or (for "aligned" only, where query
+    and key are the same kind of vector) "dot"; None picks "additive", and "dot" for "aligned".
+    """
 
     def __init__(self, vocab_size: int, num_classes: int = 3, embed_dim: int = 32, hidden_size: int = 32,
-                 attention: str = "word_by_word", score: str = "additive", dropout: float = 0.0):
+                 attention: str = "word_by_word", score: str | None = None, dropout: float = 0.0):
         super().__init__()
         if attention not in PAIR_ATTENTIONS:
             raise ValueError(f"attention must be one of {PAIR_ATTENTIONS}, got {attention!r}")
+        if score is None:
+            score = "dot" if attention == "aligned" else "additive"
         if score not in PAIR_SCORES:
             raise ValueError(f"score must be one of {PAIR_SCORES}, got {score!r}")
+        if score == "dot" and attention != "aligned":
+            raise ValueError("the dot score compares a hypothesis word with a premise word of the same "
+                             f"size: it needs attention='aligned', got {attention!r}")
         self.mode = attention
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        self.premise_lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
-        self.hypothesis_lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         k = hidden_size
+        if attention == "aligned":
+            if k % 2:
+                raise ValueError(f"attention='aligned' splits hidden_size between two directions: "
+                                 f"it must be even, got {k}")
+            self.premise_lstm = nn.LSTM(embed_dim, k // 2, batch_first=True, bidirectional=True)
+            self.hypothesis_lstm = nn.LSTM(embed_dim, k // 2, batch_first=True, bidirectional=True)
+            word = embed_dim + k  # [embedding; forward and backward states]
+            if score == "additive":
+                self.attention = bahdanau_attention(word, word, k)
+            elif score == "bilinear":
+                self.attention = Attention(BilinearScore(word, word), SoftmaxNormalizer())
+            else:
+                self.attention = Attention(DotScore(), SoftmaxNormalizer())
+            self.compare = nn.Sequential(nn.Linear(4 * word, k), nn.ReLU())
+            self.output = nn.Linear(2 * k, num_classes)  # max and mean of the comparisons
+            return
+        self.premise_lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.hypothesis_lstm = nn.LSTM(embed_dim, hidden_size, batch_first=True)
         if attention != "none":
             query_size = 2 * k if attention == "word_by_word" else k
             if score == "additive":
@@ -82,6 +117,8 @@ class PairClassifier(nn.Module):
                 hypothesis_lengths: Tensor) -> ClassifierOutput:
         if premise.size(0) != hypothesis.size(0):
             raise ValueError(f"{premise.size(0)} premises but {hypothesis.size(0)} hypotheses")
+        if self.mode == "aligned":
+            return self.aligned(premise, premise_lengths, hypothesis, hypothesis_lengths)
         premise_states, premise_final = run_lstm(
             self.premise_lstm, self.embed(premise, premise_lengths, "premise"), premise_lengths)
         states, (h_last, _) = run_lstm(self.hypothesis_lstm,
@@ -117,3 +154,23 @@ class PairClassifier(nn.Module):
         last = (lengths - 1).to(states.device)
         summary = torch.stack(summaries, dim=1)[torch.arange(states.size(0), device=states.device), last]
         return summary, weights
+
+    def aligned(self, premise: Tensor, premise_lengths: Tensor, hypothesis: Tensor,
+                hypothesis_lengths: Tensor) -> ClassifierOutput:
+        """Align every hypothesis word to the premise, compare, pool; weights ``[B, T, L]`` (0 past T)."""
+        premise_embedded = self.embed(premise, premise_lengths, "premise")
+        hypothesis_embedded = self.embed(hypothesis, hypothesis_lengths, "hypothesis")
+        premise_states, _ = run_lstm(self.premise_lstm, premise_embedded, premise_lengths)
+        states, _ = run_lstm(self.hypothesis_lstm, hypothesis_embedded, hypothesis_lengths)
+        y = torch.cat([premise_embedded, premise_states], dim=-1)   # [B, L, e + k]
+        h = torch.cat([hypothesis_embedded, states], dim=-1)        # [B, T, e + k]
+        premise_mask = lengths_to_mask(premise_lengths, premise.size(1)).to(premise.device)
+        real = lengths_to_mask(hypothesis_lengths, hypothesis.size(1)).to(hypothesis.device).unsqueeze(-1)
+        attended = self.attention(h, y, mask=premise_mask)          # every hypothesis word at once
+        a = attended.context                                        # [B, T, e + k]: a_t = sum_i alpha_ti y_i
+        compared = self.compare(torch.cat([h, a, h - a, h * a], dim=-1))  # [B, T, k]
+        largest = compared.masked_fill(~real, float("-inf")).max(dim=1).values
+        mean = (compared * real).sum(1) / hypothesis_lengths.to(compared.device, compared.dtype).unsqueeze(-1)
+        pooled = self.dropout(torch.cat([largest, mean], dim=-1))
+        weights = attended.weights * real.to(attended.weights.dtype)
+        return ClassifierOutput(self.output(pooled), weights)
