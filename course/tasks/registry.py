@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import babi, dates, documents, ner, ner_distant, nli, reorder, reviews
+from course.tasks import babi, dates, documents, ner, ner_distant, nli, reorder, reviews, spans
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -76,6 +76,11 @@ TASKS: dict[str, TaskSpec] = {
                             "news items whose surname is PER or ORG by a cue word 15-40 tokens earlier",
                             fields=("tokens", "tags", "cue", "cue_sentence", "distractors"),
                             key=lambda e: tuple(e["tokens"]), kind="tagging"),
+    "spans": TaskSpec(spans.generate, {"train": 4000, "valid": 500, "test": 1000},
+                      {"train": 171, "valid": 172, "test": 173},
+                      "two or three named bracketed spans; count the x inside the queried one",
+                      fields=("tokens", "query", "label", "span", "spans", "x_positions"),
+                      key=lambda e: (tuple(e["tokens"]), e["query"]), kind="classification"),
 }
 
 
