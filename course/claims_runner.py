@@ -52,8 +52,14 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                           "of the encoder states)", {"BREAK": "uniform"})],
     "06_location_aware": [BrokenRun("location features removed (the location-aware model scores "
                                     "content only)", {"BREAK": "no_location"})],
+    "07_hard_soft_sparse": [BrokenRun("uniform attention in every model (every source token weighted 1/n)",
+                                      {"BREAK": "uniform"}),
+                            BrokenRun("REINFORCE's leave-one-out baseline not subtracted (the advantage is the "
+                                      "raw reward)", {"BREAK": "no_baseline"})],
     "09_attention_pooling": [BrokenRun("uniform attention pooling (the mean of the states)",
                                        {"BREAK": "uniform"})],
+    "11_two_sequences": [BrokenRun("uniform attention in both attentive models (every hypothesis word "
+                                   "reads the mean of the premise)", {"BREAK": "uniform"})],
     "10_hierarchical": [BrokenRun("uniform sentence attention in the attentive network (every sentence "
                                   "weighted 1/N; its word attention stays)", {"BREAK": "uniform"})],
     "12_multi_hop": [BrokenRun("uniform attention over the memories", {"BREAK": "uniform"})],
@@ -64,6 +70,8 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
     "15_is_attention_explanation": [BrokenRun("uniform attention in both models", {"BREAK": "uniform"})],
     "16_real_translation": [BrokenRun("uniform attention in both attention models (the context is the "
                                       "mean of the encoder states)", {"BREAK": "uniform"})],
+    "17_structured_attention": [BrokenRun("the CRF's transitions frozen at zero (the segmentation layer "
+                                          "becomes independent sigmoids)", {"BREAK": "independent"})],
 }
 
 
