@@ -122,8 +122,9 @@ def test_conll_files_run_the_tagging_lesson_without_the_bundled_analysis(tmp_pat
                                    "CONLL_SCHEME": "iob1"},
                                   tmp_path, monkeypatch)
     assert_ran_on_real_data(printed, records, "corpus: CoNLL files")
-    assert "the ambiguous-word analysis applies to the bundled task only" in printed
-    assert "ambiguous words tagged right" not in printed  # the bundled gazetteer's words
+    assert "the cue analysis applies to the bundled task only and is skipped" in printed
+    assert "The cue analysis applies to the bundled task only" in printed
+    assert "peak weight / uniform weight" not in printed  # the bundled task's gold-cue table
 
 
 def sst2_newer_copy(folder: Path, rows: int = 30) -> Path:
