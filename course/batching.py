@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,9 +28,12 @@ class Batch:
     def __len__(self) -> int:
         return self.src.size(0)
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        """The batch with ``fn`` applied to every tensor field (device moves, repeats)."""
+        return Batch(*(fn(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.src, self.src_lengths, self.src_mask,
-                                              self.tgt_in, self.tgt_out, self.indices)))
+        return self.map(lambda t: t.to(device))
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int = PAD) -> tuple[Tensor, Tensor]:

@@ -26,8 +26,7 @@ def reinforce_normalizers(model: nn.Module) -> list[HardNormalizer]:
 
 def repeat_batch(batch: Batch, times: int) -> Batch:
     """Each example ``times`` times in consecutive rows (``repeat_interleave``)."""
-    return Batch(*(t.repeat_interleave(times, 0) for t in (batch.src, batch.src_lengths, batch.src_mask,
-                                                            batch.tgt_in, batch.tgt_out, batch.indices)))
+    return batch.map(lambda t: t.repeat_interleave(times, 0))
 
 
 def variant_loss_terms(model: nn.Module, batch: Batch, teacher_forcing_ratio: float = 1.0,
