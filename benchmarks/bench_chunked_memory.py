@@ -19,28 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from course.memory import fit_line, peak_rss_bytes  # noqa: E402
+
 BATCH, KEYS, UNITS, QUERIES = 8, 4096, 256, 512
 SMALL_QUERIES = (4, 8, 16)
 MB = 1_000_000  # decimal megabytes, as in the target
-
-
-def peak_rss_bytes() -> int:
-    """Highest resident memory of this process so far (Linux ``VmHWM``, else ``ru_maxrss``)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return usage if sys.platform == "darwin" else usage * 1024
 
 
 def child(spec: dict) -> dict:
@@ -75,14 +64,6 @@ def measure(mode: str, queries: int, chunk_size: int | None) -> int:
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
-def fit_line(xs: list[int], ys: list[int]) -> tuple[float, float]:
-    """Least-squares slope and intercept."""
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
-    return slope, mean_y - slope * mean_x
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8], help="chunk sizes (queries) to measure")
@@ -100,7 +81,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|:---:|")
     for mode in args.modes:
         small = [measure(mode, q, None) for q in SMALL_QUERIES]
-        slope, intercept = fit_line(list(SMALL_QUERIES), small)
+        slope, intercept, _ = fit_line(list(SMALL_QUERIES), small)
         whole = slope * QUERIES + intercept
         for q, peak in zip(SMALL_QUERIES, small):
             print(f"| {mode} | whole | {q} | {peak / MB:,.0f} | | | |")

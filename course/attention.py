@@ -10,7 +10,7 @@ that single convention lets ``interp`` capture any variant without special cases
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -77,7 +77,7 @@ class AdditiveScore(nn.Module):
     It materialises ``[batch, queries, keys, units]``; ``chunk_size`` bounds how many queries are
     scored at once so long inputs do not run out of memory. Under autograd a chunk keeps only its
     inputs and is rebuilt in the backward pass (:class:`ChunkedAdditiveEnergies`), so training
-    is bounded too. The key
+    is bounded too, also for a decoder that calls it with one query per step. The key
     projection can be computed once per source with :meth:`prepare` and reused at every step.
 
     With ``coverage=True`` the score also reads the coverage vector (the sum of earlier weights),
@@ -123,13 +123,11 @@ class AdditiveScore(nn.Module):
                                  f"got {query.size(1)} queries")
             projected_keys = projected_keys + self.state_features(state)
         projected_query = self.query_proj(query)  # [B, Q, U]
-        step = self.chunk_size or projected_query.size(1)
-        if step >= projected_query.size(1):
+        if self.chunk_size is None:
             return additive_energies(projected_query, projected_keys, self.v.weight[0])
-        v = self.v.weight[0]
-        chunks = [ChunkedAdditiveEnergies.apply(projected_query[:, start:start + step], projected_keys, v)
-                  for start in range(0, projected_query.size(1), step)]
-        return torch.cat(chunks, dim=1)
+        # even a single chunk (a decoder stepping one query at a time) keeps only its inputs: plain
+        # autograd would keep every step's [B, 1, K, U], the whole tensor over a teacher-forced loop
+        return ChunkedAdditiveEnergies.apply(projected_query, projected_keys, self.v.weight[0], self.chunk_size)
 
 
 def additive_energies(projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
@@ -142,30 +140,63 @@ def additive_energies(projected_query: Tensor, projected_keys: Tensor, v: Tensor
 
 
 class ChunkedAdditiveEnergies(torch.autograd.Function):
-    """:func:`additive_energies` for one chunk of queries, keeping only its inputs for backward.
+    """:func:`additive_energies` in chunks of ``chunk_size`` queries, keeping only its inputs for backward.
 
-    Plain autograd would keep the chunk's ``[B, q, K, U]`` tanh output (and make two more such
-    tensors in the backward pass) for every chunk at once. Here the backward pass rebuilds it
-    and turns it into the gradient in place: one ``[B, q, K, U]`` tensor at a time.
+    ``apply(projected_query, projected_keys, v, chunk_size=None)``; ``None`` is one chunk of all
+    queries. Plain autograd would keep every chunk's ``[B, q, K, U]`` tanh output (and make two
+    more such tensors in the backward pass). Here the backward pass rebuilds each chunk and turns
+    it into the gradient in place. Every chunk, forward and backward, is built in **one** reused
+    workspace: allocating a fresh ``[B, q, K, U]`` tensor per chunk lets glibc's malloc keep
+    the freed ones in its heap (between its 128 kB and 32 MB mmap thresholds, interleaved with the
+    small per-chunk outputs), so resident memory grew by one chunk per chunk and chunking saved
+    almost nothing in a real process.
     """
 
     @staticmethod
-    def forward(ctx, projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
+    def forward(ctx, projected_query: Tensor, projected_keys: Tensor, v: Tensor,
+                chunk_size: int | None = None) -> Tensor:
+        step = projected_query.size(1) if chunk_size is None else chunk_size
         ctx.save_for_backward(projected_query, projected_keys, v)
-        return additive_energies(projected_query, projected_keys, v)
+        ctx.chunk_size = step
+        batch, queries = projected_query.shape[:2]
+        energies = projected_query.new_empty(batch, queries, projected_keys.size(1))
+        for start, hidden in _chunk_pre_activations(projected_query, projected_keys, step):
+            energies[:, start:start + hidden.size(1)] = torch.matmul(hidden.tanh_(), v)
+        return energies
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_energies: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    def backward(ctx, grad_energies: Tensor) -> tuple[Tensor | None, ...]:
         projected_query, projected_keys, v = ctx.saved_tensors
-        hidden = torch.tanh_(projected_query.unsqueeze(2) + projected_keys.unsqueeze(1))  # [B, q, K, U]
-        units = hidden.size(-1)
-        grad_v = (grad_energies.reshape(1, -1) @ hidden.reshape(-1, units)).view_as(v)
-        # d/d(pre-activation) = grad_E * v * (1 - tanh^2), computed in the same buffer
-        hidden.square_().neg_().add_(1.0).mul_(v).mul_(grad_energies.unsqueeze(-1))
-        grad_query = hidden.sum(2) if ctx.needs_input_grad[0] else None
-        grad_keys = hidden.sum(1) if ctx.needs_input_grad[1] else None
-        return grad_query, grad_keys, grad_v
+        units = v.size(0)
+        grad_query = torch.zeros_like(projected_query) if ctx.needs_input_grad[0] else None
+        grad_keys = torch.zeros_like(projected_keys) if ctx.needs_input_grad[1] else None
+        grad_v = torch.zeros_like(v)
+        for start, hidden in _chunk_pre_activations(projected_query, projected_keys, ctx.chunk_size):
+            grad_chunk = grad_energies[:, start:start + hidden.size(1)]  # [B, q, K]
+            hidden.tanh_()
+            grad_v += (grad_chunk.reshape(1, -1) @ hidden.reshape(-1, units)).view_as(v)
+            # d/d(pre-activation) = grad_E * v * (1 - tanh^2), computed in the same buffer
+            hidden.square_().neg_().add_(1.0).mul_(v).mul_(grad_chunk.unsqueeze(-1))
+            if grad_query is not None:
+                grad_query[:, start:start + hidden.size(1)] = hidden.sum(2)
+            if grad_keys is not None:
+                grad_keys += hidden.sum(1)
+        return grad_query, grad_keys, grad_v, None
+
+
+def _chunk_pre_activations(projected_query: Tensor, projected_keys: Tensor,
+                           step: int) -> Iterator[tuple[int, Tensor]]:
+    """Yield ``(start, q + k)`` for each chunk of queries, every chunk written into one reused buffer."""
+    batch, queries, units = projected_query.shape
+    keys = projected_keys.size(1)
+    step = max(1, min(step, queries))
+    workspace = projected_query.new_empty(batch * step * keys * units)
+    for start in range(0, queries, step):
+        size = min(step, queries - start)
+        hidden = workspace[:batch * size * keys * units].view(batch, size, keys, units)
+        torch.add(projected_query[:, start:start + size].unsqueeze(2), projected_keys.unsqueeze(1), out=hidden)
+        yield start, hidden
 
 
 class SoftmaxNormalizer(nn.Module):
