@@ -72,6 +72,14 @@ BROKEN_RUNS: dict[str, list[BrokenRun]] = {
                                       "mean of the encoder states)", {"BREAK": "uniform"})],
     "17_structured_attention": [BrokenRun("the CRF's transitions frozen at zero (the segmentation layer "
                                           "becomes independent sigmoids)", {"BREAK": "independent"})],
+    "20_do_we_need_the_lstm": [BrokenRun("uniform attention in the LSTM model and uniform cross-attention in the "
+                                         "Transformer (every source token weighted 1/S)", {"BREAK": "uniform"})],
+    "18_show_attend_tell": [BrokenRun("uniform attention over the image regions in every model (each word "
+                                      "reads the mean annotation)", {"BREAK": "uniform"})],
+    "19_pointer_generator": [BrokenRun("no copy path in the pointer-generator (p_gen forced to 1: it generates "
+                                       "from the vocabulary only)", {"BREAK": "no_copy"})],
+    "21_attention_memory": [BrokenRun("no chunking: the chunked additive score gets chunk_size=None and builds "
+                                      "the whole [batch, queries, keys, units] tensor", {"BREAK": "no_chunking"})],
 }
 
 
