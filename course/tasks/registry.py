@@ -9,7 +9,18 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.tasks import babi, dates, documents, ner, ner_distant, nli, reorder, reviews, spans
+from course.tasks import (
+    babi,
+    dates,
+    documents,
+    ner,
+    ner_distant,
+    nli,
+    reorder,
+    reviews,
+    spans,
+    summaries,
+)
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("train", "valid", "test")
@@ -81,6 +92,10 @@ TASKS: dict[str, TaskSpec] = {
                       "two or three named bracketed spans; count the x inside the queried one",
                       fields=("tokens", "query", "label", "span", "spans", "x_positions"),
                       key=lambda e: (tuple(e["tokens"]), e["query"]), kind="classification"),
+    "summaries": TaskSpec(summaries.generate, {"train": 3000, "valid": 300, "test": 500},
+                          {"train": 191, "valid": 192, "test": 193},
+                          "four-sentence news items summarised in one sentence; invented names, numbers",
+                          fields=("src", "tgt", "alignment", "key_start"), kind="summarisation"),
 }
 
 
