@@ -8,9 +8,9 @@ measured side by side in one run and printed as markdown tables of ratios:
    written in plain torch (the least work IG can do). Target: at most 1.25x.
 2. The same call on a batch of examples against the per-example loop a user writes from
    Captum's tutorials (``LayerIntegratedGradients`` once per example, ``n_steps=50``, default
-   ``internal_batch_size``, convergence delta on). Reported: the speed-up.
+   ``batch_size``, convergence delta on). Reported: the speed-up.
 3. Peak memory on one 2,000-token input, each configuration in a fresh subprocess (max RSS
-   above the RSS before attributing): with ``internal_batch_size`` fixed, 200 steps must cost
+   above the RSS before attributing): with ``batch_size`` fixed, 200 steps must cost
    no more than 50 (target: at most 1.25x); without it, memory grows with the steps.
 
 The model is a small BiLSTM + additive attention classifier defined here. Timings are the best
@@ -78,7 +78,7 @@ def floor_ig(model: BiLSTMAttention, ids: Tensor, target: Tensor, n_steps: int) 
 def ours(model: BiLSTMAttention, ids: Tensor, target: Tensor, n_steps: int) -> Tensor:
     return attribute(
         model, ids, "integrated_gradients", target=target, pad_id=PAD, n_steps=n_steps,
-        integration="riemann_middle", internal_batch_size=n_steps * ids.shape[0],
+        integration="riemann_middle", batch_size=n_steps * ids.shape[0],
     ).scores
 
 
@@ -182,7 +182,7 @@ def memory_child(n_steps: int, ibs: int | None) -> None:
     except OSError:
         pass
     before = _status_mib("VmRSS")
-    attribute(model, ids, "integrated_gradients", pad_id=PAD, n_steps=n_steps, internal_batch_size=ibs)
+    attribute(model, ids, "integrated_gradients", pad_id=PAD, n_steps=n_steps, batch_size=ibs)
     peak = _status_mib("VmHWM")
     print(json.dumps({"peak_above_start_mib": max(0.0, peak - before)}))
 
@@ -200,7 +200,7 @@ def memory() -> None:
     r2 = unbounded[200] / unbounded[50]
     print("## Peak memory, one 2,000-token input (max RSS above start, fresh process each)\n")
     print(table([
-        ("IG internal_batch_size=25: 200 steps vs 50 steps", f"{fixed[200]:.0f} MiB", f"{fixed[50]:.0f} MiB",
+        ("IG batch_size=25: 200 steps vs 50 steps", f"{fixed[200]:.0f} MiB", f"{fixed[50]:.0f} MiB",
          f"{r1:.2f}x", "<= 1.25x (flat)", "yes" if r1 <= 1.25 else "NO"),
         ("IG all steps in one batch: 200 steps vs 50 steps", f"{unbounded[200]:.0f} MiB", f"{unbounded[50]:.0f} MiB",
          f"{r2:.2f}x", "grows (for contrast)", "-"),

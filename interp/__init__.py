@@ -3,14 +3,17 @@
     import interp
     with interp.capture(model, "encoder.*attn") as cap:   # glob, type or predicate
         model(batch)
-    weights = cap.as_dict()                               # {module: [batch, (heads,) q, k]}
+    weights = dict(cap)                                   # {module: [batch, (heads,) q, k]}
 
-Import-light on purpose: importing ``interp`` loads only torch and the capture machinery; the
-store (SQLite, numpy), batch capture (tqdm) and CLI load on first use.
+Import-light on purpose: importing ``interp`` loads only torch and the capture machinery. Every
+other public name (the store, batch capture, attribution, comparison, faithfulness, plots, the
+explorer) is listed in ``_LAZY`` and loads on first use; ``dir(interp)`` and type checkers see
+them all.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .capture import (
@@ -26,6 +29,7 @@ from .capture import (
     select_modules,
     stack_calls,
 )
+from .errors import InterpError
 from .extractors import (
     OUTPUT_BIAS_WEIGHTS,
     OUTPUT_STATE_WEIGHTS,
@@ -39,92 +43,92 @@ from .extractors import (
     unregister_extractor,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from . import plot as plot  # submodules: not in __all__, so `import *` stays light
+    from . import widgets as widgets
+    from .aggregation import aggregate, attention_rollout
+    from .attribution import Attribution, attribute, attribute_seq2seq, find_embedding
+    from .attribution_methods import (
+        AttributionMethod,
+        GradientMethod,
+        PerturbationMethod,
+        UnknownMethodError,
+        available_methods,
+        find_method,
+        register_method,
+        unregister_method,
+    )
+    from .attribution_store import save_attribution
     from .batch import CaptureReport, ShapeMismatchError, capture_dataset
-    from .store import CorruptRecordError, Store, StoredRecord, StoreError, fingerprint
+    from .compare import alignment_error_rate, rationale_metrics, summarize
+    from .compare import compare as compare_scores
+    from .explorer_data import examples_from_batch
+    from .faithfulness import (
+        adversarial_attention,
+        aopc,
+        erasure,
+        leave_one_out,
+        permutation_test,
+        uniform_attention,
+        uniform_baseline,
+    )
+    from .store import CorruptRecordError, Store, StoredRecord, StoreError, fingerprint, open_store
+    from .widgets import Explorer, explore
 
-_LAZY = {
-    "Store": "store", "StoredRecord": "store", "StoreError": "store",
-    "CorruptRecordError": "store", "fingerprint": "store", "open_store": "store",
-    "capture_dataset": "batch", "CaptureReport": "batch", "ShapeMismatchError": "batch",
+# name -> (module, attribute in it; None for the module itself). Heavy dependencies (SQLite and
+# numpy for the store, Captum, pandas and scipy for analysis, matplotlib, seaborn and ipywidgets
+# for plots) load only when one of these names is first used.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # the store and batch capture
+    **{n: ("store", n) for n in ("Store", "StoredRecord", "StoreError", "CorruptRecordError",
+                                 "fingerprint", "open_store")},
+    **{n: ("batch", n) for n in ("capture_dataset", "CaptureReport", "ShapeMismatchError")},
+    # attribution and its method registry
+    **{n: ("attribution", n) for n in ("Attribution", "attribute", "attribute_seq2seq", "find_embedding")},
+    **{n: ("attribution_methods", n) for n in (
+        "AttributionMethod", "GradientMethod", "PerturbationMethod", "UnknownMethodError",
+        "available_methods", "find_method", "register_method", "unregister_method")},
+    "save_attribution": ("attribution_store", "save_attribution"),
+    # comparison (``interp.compare`` is the module; its ``compare`` function is ``compare_scores``)
+    "compare_scores": ("compare", "compare"),
+    **{n: ("compare", n) for n in ("summarize", "alignment_error_rate", "rationale_metrics")},
+    **{n: ("faithfulness", n) for n in (
+        "erasure", "aopc", "leave_one_out", "permutation_test", "adversarial_attention",
+        "uniform_baseline", "uniform_attention")},
+    **{n: ("aggregation", n) for n in ("aggregate", "attention_rollout")},
+    # plots and the explorer widget
+    **{n: ("widgets", n) for n in ("explore", "Explorer")},
+    "examples_from_batch": ("explorer_data", "examples_from_batch"),
+    "plot": ("plot", None),
+    "widgets": ("widgets", None),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'interp' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(f".{module_name}", __name__)
+    return module if attribute is None else getattr(module, attribute)
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'interp' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
+# every public name, eager and lazy (a test checks this list against _LAZY)
 __all__ = [
-    "OUTPUT_BIAS_WEIGHTS",
-    "OUTPUT_STATE_WEIGHTS",
-    "OUTPUT_WEIGHTS",
-    "Capture",
-    "CaptureReport",
-    "CorruptRecordError",
-    "ExtractionError",
-    "Extractor",
-    "InvalidWeightsError",
-    "ModuleSelectionError",
-    "Record",
-    "ShapeMismatchError",
-    "Store",
-    "StoreError",
-    "StoredRecord",
-    "attention_modules",
-    "capture",
-    "capture_attention",
-    "capture_dataset",
-    "find_extractor",
-    "fingerprint",
-    "hooks_attached",
-    "is_attention",
-    "load_plugins",
-    "open_store",
-    "register_extractor",
-    "select_modules",
-    "stack_calls",
-    "tuple_item",
-    "unregister_extractor",
+    "Attribution", "AttributionMethod", "Capture", "CaptureReport", "CorruptRecordError",
+    "Explorer", "ExtractionError", "Extractor", "GradientMethod", "InterpError",
+    "InvalidWeightsError", "ModuleSelectionError", "OUTPUT_BIAS_WEIGHTS", "OUTPUT_STATE_WEIGHTS",
+    "OUTPUT_WEIGHTS", "PerturbationMethod", "Record", "ShapeMismatchError", "Store", "StoreError",
+    "StoredRecord", "UnknownMethodError", "adversarial_attention", "aggregate",
+    "alignment_error_rate", "aopc", "attention_modules", "attention_rollout", "attribute",
+    "attribute_seq2seq", "available_methods", "capture", "capture_attention", "capture_dataset",
+    "compare_scores", "erasure", "examples_from_batch", "explore", "find_embedding",
+    "find_extractor", "find_method", "fingerprint", "hooks_attached", "is_attention",
+    "leave_one_out", "load_plugins", "open_store", "permutation_test", "rationale_metrics",
+    "register_extractor", "register_method", "save_attribution", "select_modules", "stack_calls",
+    "summarize", "tuple_item", "uniform_attention", "uniform_baseline", "unregister_extractor",
+    "unregister_method",
 ]
-
-# ---- attribution, comparison, faithfulness (interp.attribution / compare / faithfulness) ----
-# Lazy like the store: Captum, pandas and scipy load on first use. ``interp.attribute`` is the
-# function (its module is ``interp.attribution``); ``interp.compare`` is the module, whose
-# ``compare`` function is exported here as ``compare_scores``.
-_LAZY.update({
-    "Attribution": "attribution", "attribute": "attribution", "attribute_seq2seq": "attribution",
-    "find_embedding": "attribution", "save_attribution": "attribution_store",
-    "compare_scores": "compare", "summarize": "compare",
-    "alignment_error_rate": "compare", "rationale_metrics": "compare",
-    "erasure": "faithfulness", "aopc": "faithfulness", "leave_one_out": "faithfulness",
-    "permutation_test": "faithfulness", "adversarial_attention": "faithfulness",
-    "uniform_baseline": "faithfulness", "uniform_attention": "faithfulness",
-})
-__all__ += [
-    "Attribution", "adversarial_attention", "alignment_error_rate", "aopc", "attribute",
-    "attribute_seq2seq", "compare_scores", "erasure", "find_embedding", "leave_one_out",
-    "permutation_test", "rationale_metrics", "save_attribution", "summarize",
-    "uniform_attention", "uniform_baseline",
-]
-
-# ---- static plots and the explorer widget (interp.plot / interp.widgets) ----
-# Lazy: matplotlib, seaborn and ipywidgets load on first use. ``interp.explore(examples)`` is the
-# one-line explorer for a lesson; ``interp.plot`` and ``interp.widgets`` load as attributes too.
-_LAZY.update({"explore": "widgets", "Explorer": "widgets", "examples_from_batch": "explorer_data"})
-_SUBMODULES = ("plot", "widgets")
-_getattr_without_submodules = __getattr__
-
-
-def __getattr__(name: str) -> Any:  # noqa: F811
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    return _getattr_without_submodules(name)
-
-
-__all__ += ["Explorer", "examples_from_batch", "explore"]

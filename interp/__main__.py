@@ -26,10 +26,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from .errors import InterpError
+
 _DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64"}
 
 
-class CliError(Exception):
+class CliError(InterpError):
     """A bad input to a command: printed as one ``error: ...`` line, exit status 2."""
 
 
@@ -49,7 +51,7 @@ def _one_line(exc: BaseException) -> str:
     """An exception as one line of safe text, saying what failed."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
-    elif isinstance(exc, CliError) or type(exc).__module__.startswith("interp"):
+    elif isinstance(exc, InterpError):
         text = str(exc)  # interp's own errors already say what was wrong and what to do
     elif isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])

@@ -27,7 +27,7 @@ to exactly 0 and ``Attribution.mask`` says which entries are real.
 from __future__ import annotations
 
 import contextlib
-import warnings
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ._renamed import renamed
+from .attribution_methods import BUILTIN_METHODS, AttributionMethod, Problem, find_method
 
 __all__ = [
     "METHODS",
@@ -45,19 +48,7 @@ __all__ = [
     "padding_mask",
 ]
 
-GRADIENT_METHODS = ("integrated_gradients", "saliency", "input_x_gradient", "deeplift", "gradient_shap")
-PERTURBATION_METHODS = ("occlusion", "leave_one_out", "lime", "kernel_shap")
-METHODS: tuple[str, ...] = GRADIENT_METHODS + PERTURBATION_METHODS
-_ALIASES = {
-    "ig": "integrated_gradients",
-    "layer_integrated_gradients": "integrated_gradients",
-    "ixg": "input_x_gradient",
-    "inputxgradient": "input_x_gradient",
-    "gradientshap": "gradient_shap",
-    "kernelshap": "kernel_shap",
-    "loo": "leave_one_out",
-}
-_HAS_DELTAS = ("integrated_gradients", "deeplift", "gradient_shap")
+METHODS: tuple[str, ...] = tuple(m.name for m in BUILTIN_METHODS)  # the built-in ones
 _OUTPUTS = ("logits", "probs", "log_probs")
 
 
@@ -102,7 +93,8 @@ def find_embedding(model: nn.Module, embedding: str | nn.Module | None = None) -
     """Return ``(name, module)`` of the token embedding layer to attribute to.
 
     ``embedding`` may be a module name (as in ``model.named_modules()``), the module itself, or
-    None to take the model's single ``nn.Embedding``. Raises a ValueError that lists candidates
+    None to take the model's single ``nn.Embedding`` (or, with several, the one a Hugging Face
+    model's ``get_input_embeddings()`` returns). Raises a ValueError that lists candidates
     when none or several are found.
     """
     named = dict(model.named_modules())
@@ -114,6 +106,11 @@ def find_embedding(model: nn.Module, embedding: str | nn.Module | None = None) -
     if embedding is None:
         if len(embeddings) == 1:
             return embeddings[0], named[embeddings[0]]
+        getter = getattr(model, "get_input_embeddings", None)  # Hugging Face models name theirs
+        chosen = getter() if callable(getter) else None
+        for n in embeddings:
+            if chosen is not None and named[n] is chosen:
+                return n, named[n]
         if not embeddings:
             some = [n for n in named if n][:12]
             raise ValueError(
@@ -189,15 +186,8 @@ def _seeded(seed: int) -> Iterator[None]:
             np.random.set_state(state)
 
 
-def _canonical(method: str) -> str:
-    key = method.lower().replace("-", "_").replace(" ", "_")
-    key = _ALIASES.get(key, key)
-    if key not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of {list(METHODS)}")
-    return key
-
-
 def _apply_output(out: Tensor, output: str) -> Tensor:
+    out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out  # differences in half precision lose the signal
     if output == "logits":
         return out
     if output == "probs":
@@ -205,11 +195,49 @@ def _apply_output(out: Tensor, output: str) -> Tensor:
     return out.log_softmax(-1)
 
 
+def logits_of(out: Any) -> Any:
+    """A model output's logits: a tensor as is; a Hugging Face ``ModelOutput`` (or any object or
+    mapping with a ``logits`` tensor) unwrapped to it. Anything else is returned unchanged for the
+    caller's check to report."""
+    if isinstance(out, Tensor):
+        return out
+    logits = getattr(out, "logits", None)
+    if logits is None and isinstance(out, Mapping):
+        logits = out.get("logits")
+    return logits if isinstance(logits, Tensor) else out
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` (a module's forward or a function) takes a keyword argument ``name``."""
+    target = fn.forward if isinstance(fn, nn.Module) else fn
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def with_attention_mask(fn: Callable[..., Any], forward_kwargs: Mapping[str, Any] | None,
+                        attention_mask: Tensor | None) -> dict[str, Any]:
+    """``forward_kwargs`` with the ``attention_mask`` passed on to a model that takes one.
+
+    A padding mask given to interp also reaches the model (a Hugging Face model otherwise
+    attends to its padding); a model whose forward has no ``attention_mask`` parameter is called
+    as before. An ``attention_mask`` already in ``forward_kwargs`` wins.
+    """
+    kwargs = dict(forward_kwargs or {})
+    if attention_mask is not None and "attention_mask" not in kwargs and _accepts(fn, "attention_mask"):
+        kwargs["attention_mask"] = torch.as_tensor(attention_mask)
+    return kwargs
+
+
 def _check_scores(out: Any, n: int, what: str) -> Tensor:
+    out = logits_of(out)
     if isinstance(out, (tuple, list)):
         raise TypeError(
-            f"{what} returned a {type(out).__name__}, not a tensor of logits; pass "
-            "forward_fn=lambda ids, **kw: model(ids, **kw)[0] (or whichever element holds them)"
+            f"{what} returned a {type(out).__name__}, not a tensor of logits (nor an output with a "
+            "`logits` field); pass forward_fn=lambda ids, **kw: model(ids, **kw)[0] (or whichever "
+            "element holds them)"
         )
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != n:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -217,261 +245,37 @@ def _check_scores(out: Any, n: int, what: str) -> Tensor:
     return out
 
 
-# --------------------------------------------------------------------------- the row problem
-
-
-@dataclass
-class _Rows:
-    """The flattened problem: explain ``forward(ids, *extras)[i, target[i]]`` for each row i."""
-
-    ids: Tensor  # [n, s] long
-    mask: Tensor  # [n, s] bool
-    target: Tensor  # [n] long
-    extras: tuple[Tensor, ...]  # tensors with first dim n, passed after ids
-    forward: Callable[..., Tensor]  # (ids, *extras) -> [n, outputs]
-    output: Tensor  # forward(ids, *extras), already computed (reused for IG's delta)
-
-
-class _EmbeddingSwap(nn.Module):
-    """Runs the model with the embedding layer's output replaced by a given tensor.
-
-    Captum differentiates with respect to ``embeds``; the hook puts it where the embedding's
-    output would be (first call of the layer in a forward whose output shape matches, so a
-    decoder sharing the layer keeps its own lookup).
-    """
-
-    def __init__(self, model: nn.Module, embedding: nn.Module, forward: Callable[..., Tensor]):
-        super().__init__()
-        self.model = model  # a submodule, so DeepLift finds (and hooks) its layers
-        self._embedding = [embedding]  # not a submodule: it already is one, via model
-        self._forward = forward
-
-    def forward(self, embeds: Tensor, ids: Tensor, *extras: Tensor) -> Tensor:
-        done = [False]
-
-        def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor | None:
-            if done[0] or output.shape != embeds.shape:
-                return None
-            done[0] = True
-            return embeds
-
-        handle = self._embedding[0].register_forward_hook(hook)
-        try:
-            out = self._forward(ids, *extras)
-        finally:
-            handle.remove()
-        if not done[0]:
-            raise RuntimeError(
-                "the embedding layer was not called with the token ids during the forward pass "
-                f"(expected an output of shape {tuple(embeds.shape)}); name the layer that embeds "
-                "the input tokens with embedding='<module name>'"
-            )
-        return out
-
-
-def _reduce(attr: Tensor, reduce: str) -> Tensor:
-    if attr.dim() == 2:
-        return attr
-    if reduce == "sum":
-        return attr.sum(-1)
-    return attr.norm(dim=-1)
-
-
-def _run_gradient(
-    method: str,
-    rows: _Rows,
-    model: nn.Module,
-    embedding: nn.Module,
-    baseline_ids: Tensor | None,
-    internal_batch_size: int | None,
-    reduce: str,
-    kwargs: dict[str, Any],
-) -> tuple[Tensor, Tensor | None]:
-    from captum.attr import (
-        DeepLift,
-        GradientShap,
-        InputXGradient,
-        IntegratedGradients,
-        Saliency,
-    )
-
-    wrapper = _EmbeddingSwap(model, embedding, rows.forward)
-    with torch.no_grad():
-        embeds = embedding(rows.ids)
-        if baseline_ids is None:
-            base = torch.zeros_like(embeds)
-        else:
-            base = embedding(baseline_ids)
-        base = torch.where(rows.mask[..., None], base, embeds)  # padding: no difference
-    embeds = embeds.detach().requires_grad_(True)
-    args = (rows.ids, *rows.extras)
-    deltas = None
-    if method == "integrated_gradients":
-        ig = IntegratedGradients(wrapper)
-        attr = ig.attribute(
-            embeds,
-            baselines=base,
-            target=rows.target,
-            additional_forward_args=args,
-            n_steps=kwargs.pop("n_steps", 50),
-            method=kwargs.pop("integration", "gausslegendre"),
-            internal_batch_size=internal_batch_size,
-            **kwargs,
-        )
-        # Captum's convergence delta, sum(attr) - (F(x) - F(baseline)), with F(x) reused from
-        # the forward pass already made: one forward pass (at the baseline) instead of two
-        with torch.no_grad():
-            at_base = wrapper(base, *args)
-        idx = torch.arange(rows.target.shape[0], device=rows.target.device)
-        gap = rows.output[idx, rows.target].double() - at_base[idx, rows.target].double()
-        deltas = (attr.detach().double().sum(dim=(1, 2)) - gap).to(attr.dtype)
-    elif method == "saliency":
-        attr = Saliency(wrapper).attribute(
-            embeds, target=rows.target, additional_forward_args=args, abs=kwargs.pop("abs", True), **kwargs
-        )
-    elif method == "input_x_gradient":
-        attr = InputXGradient(wrapper).attribute(embeds, target=rows.target, additional_forward_args=args, **kwargs)
-    elif method == "deeplift":
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(reuse|Setting forward, backward hooks).*")
-            attr, deltas = DeepLift(wrapper).attribute(
-                embeds,
-                baselines=base,
-                target=rows.target,
-                additional_forward_args=args,
-                return_convergence_delta=True,
-                **kwargs,
-            )
-    else:  # gradient_shap
-        n_samples = kwargs.pop("n_samples", 5)
-        stdevs = kwargs.pop("stdevs", 0.0)
-        # one baseline per row: Captum samples baselines for each input from the whole
-        # distribution, so give it, per row, copies of that row's own baseline via a batch loop
-        attrs, ds = [], []
-        gs = GradientShap(wrapper)
-        for i in range(rows.ids.shape[0]):
-            a, d = gs.attribute(
-                embeds[i : i + 1],
-                baselines=base[i : i + 1],
-                target=rows.target[i : i + 1],
-                additional_forward_args=tuple(t[i : i + 1] for t in args),
-                n_samples=n_samples,
-                stdevs=stdevs,
-                return_convergence_delta=True,
-                **kwargs,
-            )
-            attrs.append(a)
-            ds.append(d.reshape(1, -1).mean(1))
-        attr, deltas = torch.cat(attrs), torch.cat(ds)
-    scores = _reduce(attr.detach(), reduce)
-    return scores, (None if deltas is None else deltas.detach().reshape(-1))
-
-
-def _run_perturbation(
-    method: str,
-    rows: _Rows,
-    baseline_ids: Tensor,
-    internal_batch_size: int | None,
-    kwargs: dict[str, Any],
-) -> Tensor:
-    from captum.attr import KernelShap, Lime, Occlusion
-
-    baseline = torch.where(rows.mask, baseline_ids, rows.ids)  # padding is never perturbed
-    args = tuple(rows.extras)
-    per_eval = internal_batch_size or 64  # perturbations per forward pass (Captum: 1)
-    if method in ("occlusion", "leave_one_out"):
-        window = 1 if method == "leave_one_out" else int(kwargs.pop("window", 1))
-        stride = 1 if method == "leave_one_out" else int(kwargs.pop("stride", 1))
-        attr = Occlusion(rows.forward).attribute(
-            rows.ids,
-            sliding_window_shapes=(window,),
-            strides=(stride,),
-            baselines=baseline,
-            target=rows.target,
-            additional_forward_args=args or None,
-            perturbations_per_eval=per_eval,
-            **kwargs,
-        )
-        return attr.detach().float()
-    from ._linear import WeightedRidge
-
-    n_samples = kwargs.pop("n_samples", 200)
-    if method == "lime":
-        explainer = Lime(rows.forward, interpretable_model=WeightedRidge(alpha=kwargs.pop("alpha", 1.0)))
-    else:
-        explainer = KernelShap(rows.forward)
-        explainer.interpretable_model = WeightedRidge(alpha=0.0)
-    out = []
-    s = rows.ids.shape[1]
-    for i in range(rows.ids.shape[0]):
-        valid = rows.mask[i]
-        n_valid = int(valid.sum())
-        # one feature per real token; all padding shares one more feature that changes nothing
-        fmask = torch.full((1, s), n_valid, dtype=torch.long, device=rows.ids.device)
-        fmask[0, valid] = torch.arange(n_valid, device=rows.ids.device)
-        a = explainer.attribute(
-            rows.ids[i : i + 1],
-            baselines=baseline[i : i + 1],
-            target=rows.target[i : i + 1],
-            additional_forward_args=tuple(t[i : i + 1] for t in args) or None,
-            feature_mask=fmask,
-            n_samples=n_samples,
-            perturbations_per_eval=per_eval,
-            **kwargs,
-        )
-        out.append(a.detach().float())
-    return torch.cat(out)
+# --------------------------------------------------------------------------- one call
 
 
 def _solve(
-    method: str,
-    rows: _Rows,
-    model: nn.Module,
+    method: AttributionMethod,
+    problem: Problem,
     embedding: str | nn.Module | None,
     baseline_id: int | None,
-    internal_batch_size: int | None,
     reduce: str | None,
     method_kwargs: dict[str, Any],
 ) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
-    kwargs = dict(method_kwargs)
-    params: dict[str, Any] = {"baseline_id": baseline_id, "internal_batch_size": internal_batch_size}
-    baseline_ids = None if baseline_id is None else torch.full_like(rows.ids, baseline_id)
-    if method in GRADIENT_METHODS:
-        name, module = find_embedding(model, embedding)
-        reduce = reduce or ("norm" if method == "saliency" else "sum")
-        if reduce not in ("sum", "norm"):
-            raise ValueError(f"reduce must be 'sum' or 'norm', not {reduce!r}")
-        params.update(embedding=name, reduce=reduce)
-        if method == "integrated_gradients":
-            params.update(n_steps=kwargs.get("n_steps", 50), integration=kwargs.get("integration", "gausslegendre"))
-        if method == "gradient_shap":
-            params.update(n_samples=kwargs.get("n_samples", 5), stdevs=kwargs.get("stdevs", 0.0))
-        seed = kwargs.pop("seed", 0)
-        with _seeded(seed) if method == "gradient_shap" else contextlib.nullcontext():
-            scores, deltas = _run_gradient(
-                method, rows, model, module, baseline_ids, internal_batch_size, reduce, kwargs
-            )
-        if method == "gradient_shap":
-            params["seed"] = seed
-    else:
-        if baseline_ids is None:
-            raise ValueError(
-                f"{method} replaces tokens by a baseline id: pass baseline_id= (your pad, unk or "
-                "mask token id) or pad_id="
-            )
-        if method == "occlusion":
-            params.update(window=kwargs.get("window", 1), stride=kwargs.get("stride", 1))
-        if method in ("lime", "kernel_shap"):
-            params["n_samples"] = kwargs.get("n_samples", 200)
-        seed = kwargs.pop("seed", 0)
-        stochastic = method in ("lime", "kernel_shap")
-        with _seeded(seed) if stochastic else contextlib.nullcontext(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(multiple inputs|batch).*")
-            scores = _run_perturbation(method, rows, baseline_ids, internal_batch_size, kwargs)
-        deltas = None
-        if method in ("lime", "kernel_shap"):
-            params["seed"] = seed
-    scores = torch.where(rows.mask, scores, torch.zeros_like(scores))
+    """Run a registered method; ``params`` are exactly the settings it ran with."""
+    given = dict(method_kwargs)
+    if reduce is not None:
+        if not method.needs_embedding:
+            raise ValueError(f"reduce= applies to gradient methods; {method.name} gives one score per token")
+        given["reduce"] = reduce
+    settings = method.settings(given)
+    params: dict[str, Any] = {"baseline_id": baseline_id}  # batch size changes no score: not recorded
+    if method.needs_embedding:
+        name, problem.embedding = find_embedding(problem.model, embedding)
+        params["embedding"] = name
+    if baseline_id is not None:
+        problem.baseline_ids = torch.full_like(problem.ids, baseline_id)
+    params.update(settings)
+    with _seeded(settings["seed"]) if method.stochastic else contextlib.nullcontext():
+        scores, deltas = method.run(problem, settings)
+    if (deltas is not None) != method.has_deltas:
+        raise RuntimeError(f"attribution method {method.name} declares has_deltas={method.has_deltas} "
+                           f"but returned {'no ' if deltas is None else ''}deltas")
+    scores = torch.where(problem.mask, scores, torch.zeros_like(scores))
     return scores, deltas, params
 
 
@@ -525,26 +329,33 @@ def attribute(
     lengths: Tensor | Sequence[int] | None = None,
     pad_id: int | None = None,
     baseline_id: int | None = None,
-    internal_batch_size: int | None = None,
+    batch_size: int | None = None,
     reduce: str | None = None,
     output: str = "logits",
     forward_fn: Callable[..., Tensor] | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
+    internal_batch_size: int | None = None,
     **method_kwargs: Any,
 ) -> Attribution:
     """Attribute a classifier's output to its input tokens: scores ``[batch, src]``.
 
     ``model(input_ids, **forward_kwargs)`` (or ``forward_fn(input_ids, **forward_kwargs)``) must
-    return logits ``[batch, classes]``. ``target``: the class to explain, one for all or one per
+    return logits ``[batch, classes]``, or an output with a ``logits`` field (a Hugging Face
+    ``ModelOutput``); for any other output, ``forward_fn`` says where the logits are.
+    ``attention_mask`` marks the real tokens and is passed on to a model whose forward takes one. ``target``: the class to explain, one for all or one per
     example; None explains the model's own prediction. ``baseline_id`` (default ``pad_id``) is
     the token that replaces real tokens: the integration start for integrated gradients, the
     reference for DeepLift/GradientSHAP, the occluding token for occlusion, LIME, KernelSHAP.
-    ``internal_batch_size`` bounds rows per forward pass (integrated gradients: examples x steps;
-    perturbation methods: perturbations per pass). ``output``: explain ``"logits"``, ``"probs"``
-    or ``"log_probs"``. ``method_kwargs`` go to Captum (e.g. ``n_steps``, ``n_samples``,
-    ``stdevs``, ``window``; ``integration`` is IG's ``method``; ``seed`` for sampling methods).
+    ``batch_size`` bounds rows per forward pass (integrated gradients: examples x steps;
+    perturbation methods: perturbations per pass; ``internal_batch_size`` is its old name). ``output``: explain ``"logits"``, ``"probs"``
+    or ``"log_probs"``. ``method_kwargs`` are the method's settings (its class in
+    :mod:`interp.attribution_methods` lists them with their defaults: ``n_steps``, ``n_samples``,
+    ``stdevs``, ``window``, ``measure``, ``seed``, ...); settings a method does not define go on to
+    Captum. The settings used are recorded in ``Attribution.params``.
     """
-    method = _canonical(method)
+    batch_size = renamed(batch_size, internal_batch_size, new="batch_size", old="internal_batch_size",
+                         where="attribute")
+    found = find_method(method)
     if output not in _OUTPUTS:
         raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
     input_ids = torch.as_tensor(input_ids)
@@ -553,8 +364,9 @@ def attribute(
         raise TypeError("input_ids must be integer token ids, got a floating-point tensor")
     input_ids = input_ids.long()
     n = input_ids.shape[0]
-    names, tensors, static = _split_kwargs(forward_kwargs, n)
     fn = forward_fn if forward_fn is not None else model
+    forward_kwargs = with_attention_mask(fn, forward_kwargs, attention_mask)
+    names, tensors, static = _split_kwargs(forward_kwargs, n)
 
     def forward(ids: Tensor, *extras: Tensor) -> Tensor:
         out = fn(ids, **static, **dict(zip(names, extras, strict=True)))
@@ -566,14 +378,12 @@ def attribute(
     if tgt is None:
         tgt = logits.argmax(-1)
     _validate_target(tgt, logits.shape[-1], "target")
-    rows = _Rows(input_ids, mask, tgt, tuple(tensors), forward, logits)
+    problem = Problem(input_ids, mask, tgt, tuple(tensors), forward, logits, model, batch_size=batch_size)
     if baseline_id is None:
         baseline_id = pad_id
-    scores, deltas, params = _solve(
-        method, rows, model, embedding, baseline_id, internal_batch_size, reduce, method_kwargs
-    )
+    scores, deltas, params = _solve(found, problem, embedding, baseline_id, reduce, method_kwargs)
     params.update(output=output, pad_id=pad_id)
-    att = Attribution(scores, mask, method, tgt, deltas, params)
+    att = Attribution(scores, mask, found.name, tgt, deltas, params)
     summary = att.delta_summary()
     if summary:
         params.update(summary)
@@ -586,32 +396,37 @@ def attribute_seq2seq(
     tgt_ids: Tensor,
     method: str = "integrated_gradients",
     *,
-    targets: Tensor | None = None,
+    target: Tensor | None = None,
     embedding: str | nn.Module | None = None,
     src_lengths: Tensor | Sequence[int] | None = None,
     tgt_lengths: Tensor | Sequence[int] | None = None,
     pad_id: int | None = None,
     tgt_pad_id: int | None = None,
     baseline_id: int | None = None,
-    internal_batch_size: int | None = None,
+    batch_size: int | None = None,
     reduce: str | None = None,
     output: str = "logits",
     forward_fn: Callable[..., Tensor] | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
+    targets: Tensor | None = None,
+    internal_batch_size: int | None = None,
     **method_kwargs: Any,
 ) -> Attribution:
     """Attribute each output step of a seq2seq model to the source tokens: ``[batch, tgt, src]``.
 
     ``model(src_ids, tgt_ids, **forward_kwargs)`` (or ``forward_fn(...)``) must return logits
     ``[batch, tgt, vocab]``, step t scoring the token that follows decoder input ``tgt_ids[:, t]``
-    (teacher forcing). ``targets`` ``[batch, tgt]``: the token explained at each step (e.g. the
-    gold next tokens); None explains the model's own argmax at each step. To explain the model's
+    (teacher forcing). ``target`` ``[batch, tgt]`` (old name ``targets``): the token explained at
+    each step (e.g. the gold next tokens); None explains the model's own argmax at each step. To explain the model's
     free-running output, decode first and pass that output as ``tgt_ids``. Padded target steps
     (``tgt_lengths`` or ``tgt_pad_id``) are skipped; their rows are 0 and ``target`` is -1.
     ``embedding`` names the *source* embedding (required when the model has several).
     Other arguments as in :func:`attribute`; every (example, step) is one row for batching.
     """
-    method = _canonical(method)
+    batch_size = renamed(batch_size, internal_batch_size, new="batch_size", old="internal_batch_size",
+                         where="attribute_seq2seq")
+    target = renamed(target, targets, new="target", old="targets", where="attribute_seq2seq")
+    found = find_method(method)
     if output not in _OUTPUTS:
         raise ValueError(f"output must be one of {_OUTPUTS}, not {output!r}")
     src_ids = torch.as_tensor(src_ids).long()
@@ -628,7 +443,7 @@ def attribute_seq2seq(
     fn = forward_fn if forward_fn is not None else model
 
     def full(src: Tensor, tgt: Tensor, *extras: Tensor) -> Tensor:
-        out = fn(src, tgt, **static, **dict(zip(names, extras, strict=True)))
+        out = logits_of(fn(src, tgt, **static, **dict(zip(names, extras, strict=True))))
         if isinstance(out, (tuple, list)):
             raise TypeError(
                 f"the model returned a {type(out).__name__}, not logits; pass "
@@ -641,10 +456,8 @@ def attribute_seq2seq(
 
     with torch.no_grad():
         logits = full(src_ids, tgt_ids, *tensors)
-    targets_given = targets is not None
-    if targets is None:
-        targets = logits.argmax(-1)
-    targets = torch.as_tensor(targets, device=tgt_ids.device)
+    targets_given = target is not None
+    targets = logits.argmax(-1) if target is None else torch.as_tensor(target, device=tgt_ids.device)
     if targets.shape != tgt_ids.shape:
         raise ValueError(f"targets must be [batch, tgt] = {tuple(tgt_ids.shape)}, got {tuple(targets.shape)}")
     targets = targets.long()
@@ -656,15 +469,13 @@ def attribute_seq2seq(
         out = full(ids, tgt, *extras)
         return out[torch.arange(out.shape[0], device=out.device), step]
 
-    rows = _Rows(
+    problem = Problem(
         src_ids[bi], src_mask[bi], row_target, (tgt_ids[bi], ti, *(x[bi] for x in tensors)), forward,
-        logits[bi, ti],
+        logits[bi, ti], model, batch_size=batch_size,
     )
     if baseline_id is None:
         baseline_id = pad_id
-    row_scores, row_deltas, params = _solve(
-        method, rows, model, embedding, baseline_id, internal_batch_size, reduce, method_kwargs
-    )
+    row_scores, row_deltas, params = _solve(found, problem, embedding, baseline_id, reduce, method_kwargs)
     scores = torch.zeros(b, t_len, src_ids.shape[1], dtype=row_scores.dtype)
     scores[bi, ti] = row_scores
     full_target = torch.full((b, t_len), -1, dtype=torch.long)
@@ -676,7 +487,7 @@ def attribute_seq2seq(
     mask = tgt_mask[:, :, None] & src_mask[:, None, :]
     params.update(output=output, pad_id=pad_id, tgt_pad_id=tgt_pad_id, teacher_forced=True,
                   targets="given" if targets_given else "argmax")
-    att = Attribution(scores, mask, method, full_target, deltas, params)
+    att = Attribution(scores, mask, found.name, full_target, deltas, params)
     summary = att.delta_summary()
     if summary:
         params.update(summary)

@@ -27,12 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from .capture import Capture, Selection, call_model
+from .errors import InterpError
 from .store import Store, fingerprint
 
 QueryAxis = Literal["auto", "source", "target", "none"]
 
 
-class ShapeMismatchError(ValueError):
+class ShapeMismatchError(InterpError, ValueError):
     """Captured weights disagree with the example's tokens or the batch's ids."""
 
 

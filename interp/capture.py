@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +103,14 @@ def _inline_kinds(inline: bool | str | Sequence[str] | None) -> frozenset[str]:
 
 
 
-class Capture:
+class Capture(Mapping[str, Tensor]):
     """Context manager recording attention weights from selected modules of ``model``.
+
+    Read it as a read-only mapping ``{module name: weights}`` over the modules that were called:
+    ``cap[name]`` stacks the calls along the query axis (``[batch, (heads,) queries, keys]``, a
+    decoder's steps become its queries), ``list(cap)``, ``len(cap)``, ``cap.items()``,
+    ``dict(cap)``. ``cap.calls(name)`` is the one way to read the calls one by one (a
+    decoder's steps, in order); ``cap.records`` lists every call of every module in call order.
 
     Parameters: ``modules`` (selection, see :func:`select_modules`), ``to_cpu`` (move weights to
     the CPU as they are recorded, so GPU memory is not held), ``dtype`` (cast, e.g.
@@ -388,7 +394,25 @@ class Capture:
 
     def __getitem__(self, name: str) -> Tensor:
         """Weights of ``name``, calls stacked along the query axis."""
+        if name not in self:
+            if name in self._calls:
+                raise KeyError(f"{name!r} is selected but was not called while capturing")
+            raise KeyError(f"{name!r} is not captured here; captured: {self.names}")
         return stack_calls(self._one_site(name), name)
+
+    def __iter__(self) -> Iterator[str]:
+        """Names of the modules that recorded at least one call, in selection order."""
+        return iter([n for n, c in self._calls.items() if c])
+
+    def __len__(self) -> int:
+        return sum(1 for c in self._calls.values() if c)
+
+    # a capture is one recording, not a value: compared and hashed by identity
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<interp.Capture of {len(self)} module(s): {list(self)}>"
 
     def _one_site(self, name: str) -> list[Tensor]:
         sites = self.sites(name)
@@ -403,8 +427,8 @@ class Capture:
         return name in self._calls and bool(self._calls[name])
 
     def as_dict(self) -> dict[str, Tensor]:
-        """``{module name: stacked weights}`` for every module that was called."""
-        return {n: stack_calls(self._one_site(n), n) for n, c in self._calls.items() if c}
+        """``{module name: stacked weights}`` for every module that was called (``dict(cap)``)."""
+        return {n: self[n] for n in self}
 
     def clear(self) -> None:
         """Drop the records (keep the hooks): call between batches to bound memory."""

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .arrays import to_numpy
+
 __all__ = [
     "alignment_error_rate",
     "attention_to_alignment",
@@ -56,12 +58,7 @@ METRICS = ("kendall_tau", "spearman", "topk_overlap", "js_distance")
 
 
 def _np(x: Any, name: str) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        raise TypeError(f"{name} must be a numeric array or tensor, not ragged lists")
-    return arr
+    return to_numpy(x, name)
 
 
 def _valid_mask(shape: tuple[int, ...], lengths: Any = None, mask: Any = None) -> np.ndarray:

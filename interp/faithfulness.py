@@ -2,7 +2,7 @@
 
 Erasure (DeYoung et al. 2020, ERASER): remove the top-k% tokens and see the predicted class's
 probability fall (*comprehensiveness*), or keep only them and see it stay (*sufficiency*); AOPC
-averages over the bins {1, 5, 10, 20, 50}%. Removal replaces token ids by ``mask_id`` in place,
+averages over the bins {1, 5, 10, 20, 50}%. Removal replaces token ids by ``baseline_id`` in place,
 so nothing is re-tokenised and positions keep their meaning; padding is never touched.
 
 Counterfactual attention (Jain & Wallace 2019; Wiegreffe & Pinter 2019) needs the model to let
@@ -30,7 +30,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .attribution import Attribution, _split_kwargs, padding_mask
+from ._renamed import renamed
+from .attribution import (
+    Attribution,
+    _split_kwargs,
+    attribute,
+    logits_of,
+    padding_mask,
+    with_attention_mask,
+)
 
 __all__ = [
     "AdversarialResult",
@@ -71,14 +79,15 @@ def _scores(scores: Any, shape: torch.Size, name: str) -> Tensor:
 
 
 def _classifier(
-    model: Any, forward_fn: Callable[..., Tensor] | None, forward_kwargs: Mapping[str, Any] | None, n: int
+    model: Any, forward_fn: Callable[..., Tensor] | None, forward_kwargs: Mapping[str, Any] | None, n: int,
+    attention_mask: Tensor | None = None,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """``f(ids, rows)`` -> probabilities, ``rows`` saying which example each id row copies."""
-    names, tensors, static = _split_kwargs(forward_kwargs, n)
     fn = forward_fn if forward_fn is not None else model
+    names, tensors, static = _split_kwargs(with_attention_mask(fn, forward_kwargs, attention_mask), n)
 
     def probs(ids: Tensor, rows: Tensor) -> Tensor:
-        out = fn(ids, **static, **{k: t[rows] for k, t in zip(names, tensors, strict=True)})
+        out = logits_of(fn(ids, **static, **{k: t[rows] for k, t in zip(names, tensors, strict=True)}))
         if isinstance(out, (tuple, list)):
             raise TypeError("the model returned a tuple; pass forward_fn= returning logits [batch, classes]")
         if out.dim() != 2 or out.shape[0] != ids.shape[0]:
@@ -131,7 +140,7 @@ def erasure(
     input_ids: Any,
     scores: Any,
     *,
-    mask_id: int,
+    baseline_id: int | None = None,
     fractions: Sequence[float] = FRACTIONS,
     target: Any = None,
     attention_mask: Tensor | None = None,
@@ -141,22 +150,26 @@ def erasure(
     forward_fn: Callable[..., Tensor] | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 256,
+    mask_id: int | None = None,
 ) -> pd.DataFrame:
     """ERASER comprehensiveness and sufficiency per example, fraction (and method).
 
+    Removed tokens are replaced by ``baseline_id`` (your mask, unk or pad id; old name
+    ``mask_id``).
     ``scores``: ``[batch, src]`` importances, an :class:`Attribution`, or a dict of them by
     method name. ``target``: the class whose probability is tracked (default: the prediction on
     the full input). Columns: ``method``, ``example``, ``fraction``, ``k``, ``length``,
     ``p_full``, ``comprehensiveness`` = p(x) - p(x without top-k), ``sufficiency`` = p(x) -
     p(top-k only). Use :func:`aopc` to average over fractions.
     """
+    baseline_id = _baseline(baseline_id, mask_id, "erasure")
     ids = _ids(input_ids)
     mask = padding_mask(ids, attention_mask=attention_mask, lengths=lengths, pad_id=pad_id)
     by_method = dict(scores) if isinstance(scores, Mapping) else {"scores": scores}
     if not by_method:
         raise ValueError("no scores given")
     n, s = ids.shape
-    probs = _classifier(model, forward_fn, forward_kwargs, n)
+    probs = _classifier(model, forward_fn, forward_kwargs, n, attention_mask)
     all_rows = torch.arange(n)
     p_full = _batched(probs, ids, all_rows, batch_size)
     tgt = _target(target, p_full)
@@ -170,8 +183,8 @@ def erasure(
                 k = _k(float(f), lens[b])
                 top = order[b, :k]
                 removed = ids[b].clone()
-                removed[top] = mask_id
-                kept = torch.where(mask[b], torch.full_like(ids[b], mask_id), ids[b])
+                removed[top] = baseline_id
+                kept = torch.where(mask[b], torch.full_like(ids[b], baseline_id), ids[b])
                 kept[top] = ids[b, top]
                 variants += [removed, kept]
                 rows += [b, b]
@@ -207,7 +220,7 @@ def leave_one_out(
     model: Any,
     input_ids: Any,
     *,
-    mask_id: int,
+    baseline_id: int | None = None,
     measure: str = "prob",
     target: Any = None,
     attention_mask: Tensor | None = None,
@@ -216,32 +229,35 @@ def leave_one_out(
     forward_fn: Callable[..., Tensor] | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
     batch_size: int = 256,
+    mask_id: int | None = None,
 ) -> Tensor:
-    """Importance of each token = the output change when it alone is replaced by ``mask_id``.
+    """Importance of each token = the output change when it alone is replaced by ``baseline_id``.
 
-    ``measure="prob"``: p(target | x) - p(target | x with token i masked) (signed);
+    ``measure="prob"``: p(target | x) - p(target | x with token i replaced) (signed);
     ``"tvd"``: total variation distance between the two output distributions (Jain & Wallace's
-    leave-one-out). Returns ``[batch, src]``, 0 on padding. Batched: one row per real token.
+    leave-one-out). Returns ``[batch, src]``, 0 on padding. The same computation as
+    ``interp.attribute(model, ids, "leave_one_out", output="probs")`` (it runs that), returning
+    the scores only.
     """
+    baseline_id = _baseline(baseline_id, mask_id, "leave_one_out")
     if measure not in ("prob", "tvd"):
         raise ValueError(f"measure must be 'prob' or 'tvd', not {measure!r}")
     ids = _ids(input_ids)
-    mask = padding_mask(ids, attention_mask=attention_mask, lengths=lengths, pad_id=pad_id)
-    n = ids.shape[0]
-    probs = _classifier(model, forward_fn, forward_kwargs, n)
-    p_full = _batched(probs, ids, torch.arange(n), batch_size)
-    tgt = _target(target, p_full)
-    bi, si = mask.nonzero(as_tuple=True)
-    variants = ids[bi].clone()
-    variants[torch.arange(bi.numel()), si] = mask_id
-    p = _batched(probs, variants, bi, batch_size) if bi.numel() else p_full[:0]
-    if measure == "prob":
-        change = p_full[bi, tgt[bi]] - p[torch.arange(bi.numel()), tgt[bi]]
-    else:
-        change = _tvd(p_full[bi], p)
-    out = torch.zeros(ids.shape, dtype=torch.float32)
-    out[bi.cpu(), si.cpu()] = change.float().cpu()
-    return out
+    result = attribute(
+        model, ids, "leave_one_out", target=target, attention_mask=attention_mask, lengths=lengths,
+        pad_id=pad_id, baseline_id=baseline_id, batch_size=batch_size, output="probs",
+        forward_fn=forward_fn, forward_kwargs=forward_kwargs,
+        measure="difference" if measure == "prob" else "tvd",
+    )
+    return result.scores.float().cpu()
+
+
+def _baseline(baseline_id: int | None, mask_id: int | None, where: str) -> int:
+    value = renamed(baseline_id, mask_id, new="baseline_id", old="mask_id", where=where)
+    if value is None:
+        raise TypeError(f"{where}() needs baseline_id=, the token id that replaces a removed token "
+                        "(your mask, unk or pad id)")
+    return int(value)
 
 
 # --------------------------------------------------------------------------- counterfactual attention

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import to_numpy
+
 __all__ = [
     "as_matrix",
     "highlight_html",
@@ -46,16 +48,7 @@ TEXT_RGB = (20, 20, 20)
 
 
 def _numpy(x: Any, what: str) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must be a numeric array or tensor, got {type(x).__name__}") from exc
-    return arr
+    return to_numpy(x, what, dtype=np.float64)
 
 
 def as_matrix(weights: Any, head: int | str | None = None, *, what: str = "attention") -> np.ndarray:

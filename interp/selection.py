@@ -17,6 +17,7 @@ from typing import Union
 
 from torch import nn
 
+from .errors import InterpError
 from .extractors import is_attention, qualified_name
 
 Selector = Union[str, "re.Pattern[str]", type, Callable[[str, nn.Module], bool]]
@@ -26,7 +27,7 @@ Selection = Selector | Sequence[Selector] | None
 _NOT_ATTENTION_NAMES = {"transformers.pytorch_utils.Conv1D"}
 
 
-class ModuleSelectionError(LookupError):
+class ModuleSelectionError(InterpError, LookupError):
     """The module selection matched nothing, or matched modules that are not attention."""
 
 

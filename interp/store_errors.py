@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .errors import InterpError
 
-class StoreError(RuntimeError):
+
+class StoreError(InterpError, RuntimeError):
     """The store file cannot be used: not a store, a newer schema, corrupt or truncated."""
 
 

@@ -1,5 +1,15 @@
 """Parquet export and import of a store: the hand-off to DuckDB, Spark or Dask, and back.
 
+Arrays are exported as a list column, ``values`` (``list<double>``: the array flattened in C
+order) beside ``shape`` and the stored ``dtype``, so DuckDB, Spark or Dask read the numbers with
+their own list functions, e.g. in DuckDB::
+
+    SELECT module, avg(list_max("values")) FROM 'attention.parquet' GROUP BY module;
+
+Every stored dtype widens to double exactly (integers beyond 2**53 are refused rather than
+rounded), so importing the file restores the stored array bit for bit. Import also reads the
+older layout, raw bytes in a ``data`` column.
+
 Export never writes over its input or an existing file unless asked, and writes a temporary
 file renamed into place. Import treats the file as untrusted: every row is validated like any
 record, the array bytes it may add are capped (declared sizes checked before anything is read,
@@ -10,6 +20,7 @@ leaves the store exactly as it was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -19,7 +30,7 @@ import numpy as np
 
 from ._outputs import check_output, replace_atomically
 from .store import _INSERT, SCHEMA_VERSION, Errors, Store, StoredRecord
-from .store_codec import decode_array, json_params, np_bytes
+from .store_codec import ALLOWED_DTYPES, decode_array, json_params
 from .store_errors import CorruptRecordError, StoreError
 
 FORMAT_NAME = "interp-store"
@@ -33,7 +44,7 @@ def arrow_schema(pa: Any) -> Any:
             ("module", pa.string()), ("example", pa.string()), ("step", pa.int64()),
             ("kind", pa.string()), ("params", pa.string()),
             ("source", pa.list_(pa.string())), ("target", pa.list_(pa.string())),
-            ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("data", pa.binary()),
+            ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("values", pa.list_(pa.float64())),
             ("created", pa.float64()),
         ],
         metadata={b"format": FORMAT_NAME.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
@@ -48,11 +59,23 @@ def _arrow_table(pa: Any, schema: Any, rows: list[tuple[StoredRecord, np.ndarray
             cols[name].append(getattr(rec, name))
         cols["params"].append(json_params(rec.params))
         cols["shape"].append(list(rec.shape))
-        if rec.dtype == "bfloat16":  # keep the stored bf16 bits, not the float32 view
-            cols["data"].append((arr.view(np.uint32) >> 16).astype("<u2").tobytes())
-        else:
-            cols["data"].append(np_bytes(arr))
+        cols["values"].append(_as_doubles(arr, rec))
     return pa.table(cols, schema=schema)
+
+
+_EXACT_INTEGER = 2 ** 53  # doubles hold every integer up to here exactly
+
+
+def _as_doubles(arr: np.ndarray, rec: StoredRecord) -> np.ndarray:
+    """The array flattened to float64, refused if that would change a value."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    if flat.dtype.kind in "iu" and flat.size and int(np.abs(flat.astype(np.int64)).max()) > _EXACT_INTEGER:
+        raise StoreError(
+            f"record run={rec.run!r} module={rec.module!r} example={rec.example!r}: {rec.dtype} values "
+            f"beyond 2**53 cannot be exported exactly as doubles; export other records (filters) "
+            f"or keep this one in the SQLite store"
+        )
+    return flat.astype(np.float64)
 
 
 def export_parquet(
@@ -64,11 +87,12 @@ def export_parquet(
     overwrite: bool = False,
     **filters: Any,
 ) -> int:
-    """Write matching records (metadata + raw array bytes) to a Parquet file, streaming.
+    """Write matching records (metadata + arrays as list columns) to a Parquet file, streaming.
 
     Columns: run, model, fingerprint, module, example, step, kind, params (JSON), source and
-    target (lists of strings), dtype, shape (list of ints), data (bytes), created. Decode
-    ``data`` with ``numpy.frombuffer(data, dtype).reshape(shape)`` in DuckDB/Spark/Dask.
+    target (lists of strings), dtype (as stored), shape (list of ints), values (the array
+    flattened in C order, list of doubles), created. ``numpy.asarray(values).reshape(shape)``
+    gives the array back; query tools use ``values`` directly (see the module docstring).
     ``path`` may not be the store itself; an existing file is replaced only with
     ``overwrite=True``. Returns the number of records written.
     """
@@ -123,9 +147,11 @@ def import_parquet(
     if store.readonly:
         raise StoreError(f"{store.path} is open read-only")
     pf = _open_parquet(path)
-    needed = {"run", "module", "example", "dtype", "shape", "data"}
-    missing = needed - set(pf.schema_arrow.names)
-    if missing:
+    names = set(pf.schema_arrow.names)
+    needed = {"run", "module", "example", "dtype", "shape"}
+    missing = needed - names
+    if missing or not names & {"values", "data"}:
+        missing |= set() if names & {"values", "data"} else {"values"}
         raise StoreError(f"{path}: not an interp Parquet export (missing columns {sorted(missing)})")
     if max_bytes is not None:
         declared = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
@@ -141,6 +167,8 @@ def import_parquet(
                 for j, r in enumerate(batch.to_pylist()):
                     data = r.get("data")
                     total += len(data) if isinstance(data, (bytes, bytearray)) else 0
+                    values = r.get("values")
+                    total += 8 * len(values) if isinstance(values, list) else 0
                     if max_bytes is not None and total > max_bytes:
                         raise StoreError(_too_big(path, f"holds more than {total:,} bytes of arrays", max_bytes))
                     rows.append(_encode_row(store, r, f"{path}: row {i * batch_size + j}", now))
@@ -164,8 +192,11 @@ def _too_big(path: Any, what: str, limit: int) -> str:
 
 
 def _encode_row(store: Store, r: dict[str, Any], where: str, now: float) -> tuple:
-    """One Parquet row as an encoded record, validated like any record."""
-    arr: Any = decode_array(r["data"], r["dtype"], r["shape"], where=where)
+    """One Parquet row (list or bytes layout) as an encoded record, validated like any record."""
+    if r.get("values") is not None:
+        arr: Any = _from_values(r["values"], r["dtype"], r["shape"], where)
+    else:
+        arr = decode_array(r.get("data"), r["dtype"], r["shape"], where=where)
     try:
         if r["dtype"] == "bfloat16":
             import torch
@@ -181,6 +212,33 @@ def _encode_row(store: Store, r: dict[str, Any], where: str, now: float) -> tupl
         ), now)
     except (TypeError, ValueError) as exc:
         raise CorruptRecordError(f"{where}: {exc}") from exc
+
+
+def _from_values(values: list[Any], dtype: Any, shape: Any, where: str) -> np.ndarray:
+    """A list-column array back in its stored dtype, refused unless that is exact."""
+    if dtype not in ALLOWED_DTYPES:
+        raise CorruptRecordError(
+            f"{where}: dtype {dtype!r} is not allowed (allowed: {', '.join(ALLOWED_DTYPES)})"
+        )
+    try:
+        dims = [int(d) for d in shape]
+        doubles = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"{where}: values or shape are not numbers ({exc})") from exc
+    if any(d < 0 for d in dims) or doubles.size != math.prod(dims):
+        raise CorruptRecordError(f"{where}: {doubles.size} values do not fill shape {dims}")
+    if dtype == "bfloat16":
+        import torch
+
+        narrowed = torch.from_numpy(doubles).to(torch.bfloat16).double().numpy()
+        out = doubles.astype(np.float32)  # the store's bfloat16 view; encoded back to bf16 bits
+    else:
+        out = doubles.astype(np.dtype(dtype))
+        narrowed = out.astype(np.float64)
+    same = (narrowed == doubles) | (np.isnan(narrowed) & np.isnan(doubles))
+    if not same.all():
+        raise CorruptRecordError(f"{where}: values are not exactly representable as {dtype}")
+    return out.reshape(dims)
 
 
 def _text(value: Any, name: str) -> str:

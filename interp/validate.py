@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .errors import InterpError
+
 #: Row-sum tolerance per dtype: softmax in float32 sums to 1 within ~1e-6; half precision rounds
 #: every weight to ~3 significant digits.
 _TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(InterpError, RuntimeError):
     """A selected module's call yielded no attention weights that could be recorded."""
 
 

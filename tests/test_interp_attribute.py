@@ -77,9 +77,9 @@ def test_integrated_gradients_equals_layer_integrated_gradients(clf):
 
 def test_internal_batch_size_does_not_change_results(clf, ids):
     whole = attribute(clf, ids, "ig", pad_id=PAD, n_steps=8)
-    chunked = attribute(clf, ids, "ig", pad_id=PAD, n_steps=8, internal_batch_size=7)
+    chunked = attribute(clf, ids, "ig", pad_id=PAD, n_steps=8, batch_size=7)
     torch.testing.assert_close(whole.scores, chunked.scores, atol=1e-5, rtol=1e-4)
-    loo = attribute(clf, ids, "leave_one_out", pad_id=PAD, internal_batch_size=4)
+    loo = attribute(clf, ids, "leave_one_out", pad_id=PAD, batch_size=4)
     torch.testing.assert_close(loo.scores, attribute(clf, ids, "leave_one_out", pad_id=PAD).scores)
 
 
@@ -136,7 +136,7 @@ def test_forward_kwargs_travel_with_the_rows(clf, ids):
         return scale * clf.forward_from_embeddings(clf.embedding(x), mask)[0]
 
     att = attribute(clf, ids, "ig", lengths=lengths, forward_fn=fn, forward_kwargs={"lengths": lengths, "scale": 2.0},
-                    baseline_id=PAD, n_steps=20, internal_batch_size=9)
+                    baseline_id=PAD, n_steps=20, batch_size=9)
     ref = attribute(clf, ids, "ig", pad_id=PAD, n_steps=20)
     torch.testing.assert_close(att.scores, 2 * ref.scores, atol=1e-5, rtol=1e-4)
 
@@ -176,7 +176,7 @@ def test_seq2seq_shapes_like_cross_attention(s2s, pair, method):
 def test_seq2seq_step_equals_a_classifier_on_that_step(s2s, pair):
     src, tgt = pair
     gold = torch.randint(1, 12, tgt.shape, generator=torch.Generator().manual_seed(9))
-    att = attribute_seq2seq(s2s, src, tgt, "ig", targets=gold, embedding="src_embedding", pad_id=PAD,
+    att = attribute_seq2seq(s2s, src, tgt, "ig", target=gold, embedding="src_embedding", pad_id=PAD,
                             tgt_pad_id=PAD, n_steps=24)
     assert att.deltas.shape == (2, 4) and att.params["targets"] == "given"
     for t in range(2):
@@ -196,7 +196,7 @@ def test_target_out_of_range(clf, ids):
 def test_seq2seq_target_token_out_of_range(s2s, pair):
     src, tgt = pair
     with pytest.raises(ValueError, match="out of range"):
-        attribute_seq2seq(s2s, src, tgt, "saliency", targets=torch.full(tgt.shape, 50), embedding="src_embedding")
+        attribute_seq2seq(s2s, src, tgt, "saliency", target=torch.full(tgt.shape, 50), embedding="src_embedding")
 
 
 def test_embedding_not_found_says_how_to_name_it():

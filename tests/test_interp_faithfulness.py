@@ -41,7 +41,7 @@ def ids() -> torch.Tensor:
 def test_erasure_extremes(model, ids):
     good = (ids == KEY).float()  # the key token ranked first
     bad = -(ids == KEY).float() + (ids == PAD).float() * 100  # key last; padding must be ignored
-    df = erasure(model, ids, {"good": good, "bad": bad}, mask_id=MASK, pad_id=PAD)
+    df = erasure(model, ids, {"good": good, "bad": bad}, baseline_id=MASK, pad_id=PAD)
     assert len(df) == 2 * 3 * len(FRACTIONS)
     p_full = torch.softmax(model(ids), -1).max(-1).values
     g = df[df.method == "good"]
@@ -58,7 +58,7 @@ def test_erasure_extremes(model, ids):
 
 
 def test_erasure_k_per_fraction_and_length_one(model, ids):
-    df = erasure(model, ids, (ids == KEY).float(), mask_id=MASK, pad_id=PAD, fractions=(0.01, 0.2, 0.5, 1.0))
+    df = erasure(model, ids, (ids == KEY).float(), baseline_id=MASK, pad_id=PAD, fractions=(0.01, 0.2, 0.5, 1.0))
     ks = df.pivot(index="example", columns="fraction", values="k")
     assert ks.loc[0].tolist() == [1, 2, 5, 10]  # ceil(f * 10), at least 1
     assert ks.loc[1].tolist() == [1, 1, 2, 3]
@@ -72,7 +72,7 @@ def test_erasure_k_per_fraction_and_length_one(model, ids):
 def test_erasure_ties_are_broken_by_position(model):
     x = torch.tensor([[1, 2, KEY, 3]])
     flat = torch.zeros(1, 4)  # all tied: the first positions go first, the key is third
-    df = erasure(model, x, flat, mask_id=MASK, fractions=(0.5, 0.75))
+    df = erasure(model, x, flat, baseline_id=MASK, fractions=(0.5, 0.75))
     assert df.comprehensiveness.tolist()[0] == pytest.approx(0.0, abs=1e-6)
     assert df.comprehensiveness.tolist()[1] > 0.99
 
@@ -85,7 +85,7 @@ def test_erasure_never_touches_padding(ids):
             seen.append(x.clone())
             return super().forward(x)
 
-    erasure(Spy(key=KEY), ids, torch.rand(ids.shape), mask_id=MASK, pad_id=PAD)
+    erasure(Spy(key=KEY), ids, torch.rand(ids.shape), baseline_id=MASK, pad_id=PAD)
     variants = torch.cat(seen[1:])  # the first call is the full input
     origin = ids.repeat_interleave(2 * len(FRACTIONS), dim=0)  # removed/kept per fraction
     assert variants.shape == origin.shape
@@ -97,22 +97,22 @@ def test_erasure_never_touches_padding(ids):
 
 def test_erasure_accepts_attribution_and_checks_shapes(model, ids):
     att = attribute(model, ids, "occlusion", baseline_id=MASK, pad_id=PAD)
-    df = erasure(model, ids, {"occlusion": att}, mask_id=MASK, pad_id=PAD)
+    df = erasure(model, ids, {"occlusion": att}, baseline_id=MASK, pad_id=PAD)
     assert (df[df.example == 0].comprehensiveness > 0.99).all()
     with pytest.raises(ValueError, match="one score per token"):
-        erasure(model, ids, torch.rand(3, 7), mask_id=MASK, pad_id=PAD)
+        erasure(model, ids, torch.rand(3, 7), baseline_id=MASK, pad_id=PAD)
     with pytest.raises(ValueError, match="out of range"):
-        erasure(model, ids, torch.rand(ids.shape), mask_id=MASK, pad_id=PAD, target=2)
+        erasure(model, ids, torch.rand(ids.shape), baseline_id=MASK, pad_id=PAD, target=2)
 
 
 def test_leave_one_out_finds_the_key(model, ids):
-    loo = leave_one_out(model, ids, mask_id=MASK, pad_id=PAD)
+    loo = leave_one_out(model, ids, baseline_id=MASK, pad_id=PAD)
     assert loo.shape == ids.shape
     assert (loo.argmax(1) == (ids == KEY).float().argmax(1)).all()
     assert loo[ids == KEY].min() > 0.99
     assert loo[(ids != KEY)].abs().max() < 1e-6  # masking with a zero-value token changes nothing
     assert (loo[ids == PAD] == 0).all()
-    tvd = leave_one_out(model, ids, mask_id=MASK, pad_id=PAD, measure="tvd")
+    tvd = leave_one_out(model, ids, baseline_id=MASK, pad_id=PAD, measure="tvd")
     assert (tvd >= 0).all() and tvd[ids == KEY].min() > 0.99
 
 

@@ -381,9 +381,9 @@ def test_parquet_round_trip_is_exact(tmp_path, store):
               params={"n": 1}, target=["a"])
     assert store.export_parquet(tmp_path / "all.parquet", batch_size=3) == 8
     table = pq.read_table(tmp_path / "all.parquet")
-    assert table.num_rows == 8 and {"run", "module", "example", "dtype", "shape", "data"} <= set(table.column_names)
+    assert table.num_rows == 8 and {"run", "module", "example", "dtype", "shape", "values"} <= set(table.column_names)
     row = table.slice(0, 1).to_pylist()[0]
-    assert np.array_equal(np.frombuffer(row["data"], row["dtype"]).reshape(row["shape"]), arrays[0])
+    assert np.array_equal(np.asarray(row["values"], row["dtype"]).reshape(row["shape"]), arrays[0])
     assert store.export_parquet(tmp_path / "m0.parquet", module="m0") == 4
     with Store(tmp_path / "b.sqlite") as b:
         assert b.import_parquet(tmp_path / "all.parquet") == 8
@@ -393,6 +393,75 @@ def test_parquet_round_trip_is_exact(tmp_path, store):
             assert (twin.params, twin.source, twin.target, twin.dtype, twin.shape) == (
                 rec.params, rec.source, rec.target, rec.dtype, rec.shape)
             assert twin.tensor().view(-1).view(torch.uint8).tolist() == rec.tensor().view(-1).view(torch.uint8).tolist()
+
+
+def test_duckdb_reads_exported_attention(tmp_path, store):
+    """The export is a table query tools read as is: aggregate attention over examples in SQL."""
+    duckdb = pytest.importorskip("duckdb")
+    weights = {}
+    for example in range(4):
+        for module in ("enc", "dec"):
+            w = torch.rand(1, 3, 5, generator=torch.Generator().manual_seed(example)).softmax(-1)
+            w = w * (2 if module == "dec" else 1)
+            weights[module, example] = w
+            store.add(w, run="r", module=module, example=example)
+    path = tmp_path / "attention.parquet"
+    store.export_parquet(path)
+    con = duckdb.connect()
+    rows = con.execute(f"""
+        SELECT module, avg(list_max("values")) AS mean_peak, sum(len("values")) AS n
+        FROM read_parquet('{path}') GROUP BY module ORDER BY module
+    """).fetchall()
+    for module, mean_peak, n in rows:
+        expected = np.mean([weights[module, e].max().item() for e in range(4)])
+        assert mean_peak == pytest.approx(expected, rel=1e-6) and n == 4 * 15
+    assert [r[0] for r in rows] == ["dec", "enc"]
+    # per key position across examples: unnest with the position
+    first_key = con.execute(f"""
+        SELECT avg(v) FROM (SELECT unnest("values") AS v, generate_subscripts("values", 1) AS i
+                            FROM read_parquet('{path}') WHERE module = 'enc') WHERE (i - 1) % 5 = 0
+    """).fetchall()[0][0]
+    expected = torch.cat([weights["enc", e][..., 0].reshape(-1) for e in range(4)]).mean().item()
+    assert first_key == pytest.approx(expected, rel=1e-6)
+
+
+def test_import_reads_the_older_bytes_layout(tmp_path, store):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    w = torch.rand(2, 3)
+    half = torch.rand(2, 2).to(torch.bfloat16)
+    bits = half.reshape(-1).view(torch.int16).numpy().astype("<i2").tobytes()
+    pq.write_table(pa.table({
+        "run": ["old", "old"], "module": ["m", "h"], "example": ["0", "0"], "dtype": ["float32", "bfloat16"],
+        "shape": [[2, 3], [2, 2]], "data": [w.numpy().astype("<f4").tobytes(), bits],
+    }), tmp_path / "old.parquet")
+    assert store.import_parquet(tmp_path / "old.parquet") == 2
+    assert torch.equal(store.one(run="old", module="m").tensor(), w)
+    assert torch.equal(store.one(run="old", module="h").tensor(), half)
+
+
+def test_list_values_must_fit_their_dtype_and_shape(tmp_path, store):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(name, dtype, shape, values):
+        pq.write_table(pa.table({"run": ["r"], "module": ["m"], "example": ["0"], "dtype": [dtype],
+                                 "shape": [shape], "values": [values]}), tmp_path / name)
+        return tmp_path / name
+
+    with pytest.raises(CorruptRecordError, match="do not fill shape"):
+        store.import_parquet(write("short.parquet", "float32", [2, 2], [0.1, 0.2, 0.3]))
+    with pytest.raises(CorruptRecordError, match="not exactly representable as float32"):
+        store.import_parquet(write("wide.parquet", "float32", [1], [0.1]))  # 0.1 is not a float32
+    with pytest.raises(CorruptRecordError, match="not allowed"):
+        store.import_parquet(write("obj.parquet", "object", [1], [1.0]))
+    assert len(store) == 0
+    big = 2 ** 60
+    store.add(np.array([big], dtype=np.int64), run="r", module="ids", example=0)
+    with pytest.raises(StoreError, match="2\\*\\*53"):
+        store.export_parquet(tmp_path / "ids.parquet")
+    assert not (tmp_path / "ids.parquet").exists()
 
 
 def test_import_refuses_foreign_or_unsafe_parquet(tmp_path, store):
