@@ -41,6 +41,7 @@ from .store_codec import (
     to_bytes,
 )
 from .store_errors import CorruptRecordError, StoreError
+from .store_record import FILTERS, LABELS, METADATA, REQUIRED, table_sql
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x696E7470  # "intp": marks the file as an interp store
@@ -49,38 +50,16 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # Parquet import refuses files that would add more array bytes than this (override: max_bytes=).
 DEFAULT_MAX_IMPORT_BYTES = 1 << 30
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    id          INTEGER PRIMARY KEY,
-    run         TEXT NOT NULL,
-    model       TEXT NOT NULL DEFAULT '',
-    fingerprint TEXT NOT NULL DEFAULT '',
-    module      TEXT NOT NULL,
-    example     TEXT NOT NULL,
-    step        INTEGER NOT NULL DEFAULT 0,
-    kind        TEXT NOT NULL DEFAULT 'attention',
-    params      TEXT NOT NULL DEFAULT '{}',
-    source      TEXT,
-    target      TEXT,
-    dtype       TEXT NOT NULL,
-    shape       TEXT NOT NULL,
-    crc32       INTEGER NOT NULL,
-    data        BLOB NOT NULL,
-    created     REAL NOT NULL,
-    meta_crc32  INTEGER,
-    UNIQUE (run, model, module, example, step, kind, params)
-);
+{table_sql()};
 CREATE INDEX IF NOT EXISTS records_run_example ON records (run, example);
 CREATE INDEX IF NOT EXISTS records_model ON records (model, fingerprint);
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind, run);
 """
 
-_META_COLUMNS = (
-    "id", "run", "model", "fingerprint", "module", "example", "step", "kind", "params",
-    "source", "target", "dtype", "shape", "crc32", "created", "meta_crc32",
-)
-_FILTERS = ("run", "model", "fingerprint", "module", "example", "step", "kind")
+_META_COLUMNS = METADATA
+_FILTERS = FILTERS
 Errors = Literal["raise", "warn", "skip"]
 
 
@@ -398,13 +377,10 @@ class Store:
 
     @staticmethod
     def _encode(row: Mapping[str, Any], now: float) -> tuple:
-        unknown = set(row) - {
-            "array", "run", "module", "example", "model", "fingerprint", "step", "kind",
-            "params", "source", "target",
-        }
+        unknown = set(row) - {"array", *LABELS}
         if unknown:
-            raise TypeError(f"unknown record fields {sorted(unknown)}")
-        for key in ("array", "run", "module", "example"):
+            raise TypeError(f"unknown record fields {sorted(unknown)}; a record has {['array', *LABELS]}")
+        for key in ("array", *REQUIRED):
             if key not in row or row[key] is None:
                 raise TypeError(f"a record needs {key!r}")
         raw, dtype, shape = to_bytes(row["array"])

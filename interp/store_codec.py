@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .store_errors import CorruptRecordError
+from .store_record import CHECKED
 
 # dtype name -> itemsize. Only plain numeric types: a dtype such as "object" would need pickle,
 # so it can never be stored or loaded.
@@ -26,10 +27,7 @@ ALLOWED_DTYPES: dict[str, int] = {
 }
 
 # The stored metadata columns a record's ``meta_crc32`` covers, in this order.
-CHECKED_COLUMNS = (
-    "run", "model", "fingerprint", "module", "example", "step", "kind", "params",
-    "source", "target", "dtype", "shape", "crc32", "created",
-)
+CHECKED_COLUMNS = CHECKED
 
 
 def to_bytes(value: Any) -> tuple[bytes, str, tuple[int, ...]]:

@@ -32,21 +32,20 @@ from ._outputs import check_output, replace_atomically
 from .store import _INSERT, SCHEMA_VERSION, Errors, Store, StoredRecord
 from .store_codec import ALLOWED_DTYPES, decode_array, json_params
 from .store_errors import CorruptRecordError, StoreError
+from .store_record import DEFAULTS, FIELDS, LABELS, REQUIRED
 
 FORMAT_NAME = "interp-store"
 
 
 def arrow_schema(pa: Any) -> Any:
-    """The Parquet columns of an export."""
+    """The Parquet columns of an export: the record's fields (:mod:`interp.store_record`) that
+    have a Parquet type, then ``shape`` and ``values`` for the array."""
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+             "list<string>": pa.list_(pa.string())}
+    columns = [(f.name, types[f.arrow]) for f in FIELDS if f.arrow is not None]
+    columns += [("shape", pa.list_(pa.int64())), ("values", pa.list_(pa.float64()))]
     return pa.schema(
-        [
-            ("run", pa.string()), ("model", pa.string()), ("fingerprint", pa.string()),
-            ("module", pa.string()), ("example", pa.string()), ("step", pa.int64()),
-            ("kind", pa.string()), ("params", pa.string()),
-            ("source", pa.list_(pa.string())), ("target", pa.list_(pa.string())),
-            ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("values", pa.list_(pa.float64())),
-            ("created", pa.float64()),
-        ],
+        columns,
         metadata={b"format": FORMAT_NAME.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
     )
 
@@ -54,12 +53,15 @@ def arrow_schema(pa: Any) -> Any:
 def _arrow_table(pa: Any, schema: Any, rows: list[tuple[StoredRecord, np.ndarray]]) -> Any:
     cols: dict[str, list[Any]] = {name: [] for name in schema.names}
     for rec, arr in rows:
-        for name in ("run", "model", "fingerprint", "module", "example", "step", "kind",
-                     "source", "target", "dtype", "created"):
-            cols[name].append(getattr(rec, name))
-        cols["params"].append(json_params(rec.params))
-        cols["shape"].append(list(rec.shape))
-        cols["values"].append(_as_doubles(arr, rec))
+        for name in cols:
+            if name == "params":
+                cols[name].append(json_params(rec.params))
+            elif name == "shape":
+                cols[name].append(list(rec.shape))
+            elif name == "values":
+                cols[name].append(_as_doubles(arr, rec))
+            else:
+                cols[name].append(getattr(rec, name))
     return pa.table(cols, schema=schema)
 
 
@@ -202,14 +204,14 @@ def _encode_row(store: Store, r: dict[str, Any], where: str, now: float) -> tupl
             import torch
 
             arr = torch.from_numpy(arr.copy()).to(torch.bfloat16)
-        return store._encode(dict(
-            array=arr, run=_text(r["run"], "run"), module=_text(r["module"], "module"),
-            example=_text(r["example"], "example"), model=r.get("model") or "",
-            fingerprint=r.get("fingerprint") or "", step=int(r.get("step") or 0),
-            kind=r.get("kind") or "attention",
-            params=json.loads(r["params"]) if r.get("params") else {},
-            source=r.get("source"), target=r.get("target"),
-        ), now)
+        labels = {name: r.get(name) for name in LABELS}
+        for name in REQUIRED:
+            labels[name] = _text(labels[name], name)
+        for name, default in DEFAULTS.items():
+            if labels[name] is None or labels[name] == "":
+                labels[name] = default
+        labels["params"] = json.loads(labels["params"]) if labels["params"] else {}
+        return store._encode(dict(array=arr, **labels), now)
     except (TypeError, ValueError) as exc:
         raise CorruptRecordError(f"{where}: {exc}") from exc
 

@@ -22,6 +22,7 @@ from ._outputs import check_output, replace_atomically
 from .store import SQLITE_MAGIC, Store
 from .store_codec import json_params
 from .store_errors import StoreError
+from .store_record import KEY, labels_of
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _copy_readable(raw: Store, dest: Path) -> SalvageReport:
                 report.dropped.append(f"record {rid}: {exc}")
                 continue
             last_good = max(last_good, rid)
-            key = (rec.run, rec.model, rec.module, rec.example, rec.step, rec.kind, json_params(rec.params))
+            key = tuple(json_params(rec.params) if name == "params" else getattr(rec, name) for name in KEY)
             if key in keys:
                 failed.append(rid)
                 report.dropped.append(f"record {rid}: {rec.where} has the key of a record already "
@@ -137,11 +138,7 @@ def _copy_readable(raw: Store, dest: Path) -> SalvageReport:
                 continue
             keys.add(key)
             report.unverified += rec.meta_crc32 is None
-            rows.append(dict(
-                array=arr, run=rec.run, module=rec.module, example=rec.example, model=rec.model,
-                fingerprint=rec.fingerprint, step=rec.step, kind=rec.kind, params=rec.params,
-                source=rec.source, target=rec.target,
-            ))
+            rows.append(dict(array=arr, **labels_of(rec)))
             if len(rows) >= 256:
                 report.copied += out.add_many(rows, on_conflict="raise")
                 rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pickle
@@ -476,3 +477,36 @@ def test_import_refuses_foreign_or_unsafe_parquet(tmp_path, store):
     with pytest.raises(CorruptRecordError, match="evil.parquet: row 0: dtype 'object' is not allowed"):
         store.import_parquet(tmp_path / "evil.parquet")
     assert len(store) == 0
+
+
+# --------------------------------------------------------------------------- one record definition
+
+
+def test_every_layer_derives_from_one_record_definition(tmp_path):
+    """The table, the reader, the Parquet columns and the writer's keywords all come from
+    interp.store_record.FIELDS; the checksummed order is the one existing stores were written in."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    from interp import store_record
+    from interp.store import StoredRecord
+    from interp.store_parquet import arrow_schema
+
+    assert store_record.CHECKED == (
+        "run", "model", "fingerprint", "module", "example", "step", "kind", "params",
+        "source", "target", "dtype", "shape", "crc32", "created",
+    )
+    record_fields = [f.name for f in dataclasses.fields(StoredRecord) if not f.name.startswith("_")]
+    assert record_fields == list(store_record.METADATA)
+    with Store(tmp_path / "s.sqlite") as s:
+        s.add(torch.rand(2, 2), run="r", module="m", example=0)
+    columns = [row[1] for row in sqlite3.connect(tmp_path / "s.sqlite").execute("PRAGMA table_info(records)")]
+    assert columns == ["id", *store_record.NAMES]
+    parquet = arrow_schema(pa).names
+    assert [n for n in parquet if n not in ("shape", "values")] == [
+        f.name for f in store_record.FIELDS if f.arrow is not None]
+    assert set(store_record.LABELS) <= set(parquet)
+    add_keywords = set(inspect.signature(Store.add).parameters) - {"self", "array", "on_conflict"}
+    assert add_keywords == set(store_record.LABELS)
+    assert store_record.KEY == ("run", "model", "module", "example", "step", "kind", "params")
