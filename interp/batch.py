@@ -19,22 +19,16 @@ import fnmatch
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .capture import Capture, Selection, call_model
-from .errors import InterpError
 from .store import Store, fingerprint
-
-QueryAxis = Literal["auto", "source", "target", "none"]
-
-
-class ShapeMismatchError(InterpError, ValueError):
-    """Captured weights disagree with the example's tokens or the batch's ids."""
+from .trim import QueryAxis, ShapeMismatchError, trim_to_tokens
 
 
 @dataclass
@@ -47,52 +41,6 @@ class CaptureReport:
     examples: int = 0
     records_written: int = 0
     seconds: float = 0.0
-
-
-def _trim(
-    w: Tensor, module: str, example: str, source: Sequence[Any] | None,
-    target: Sequence[Any] | None, mode: QueryAxis,
-) -> Tensor:
-    """Cut one example's padded weights ``[(heads,) Q, K]`` to its token lengths."""
-    q_len, k_len = w.shape[-2], w.shape[-1]
-    where = f"module {module!r}, example {example!r}"
-    if mode == "auto":
-        if target is not None and q_len > 1 and q_len != k_len:
-            mode = "target"
-        elif source is not None and q_len == k_len and target is None:
-            mode = "source"
-        elif target is not None and q_len > 1:
-            mode = "target"
-        else:
-            mode = "none"
-    if source is not None:
-        n = len(source)
-        if n > k_len:
-            raise ShapeMismatchError(
-                f"{where}: weights have {k_len} keys but the source has {n} tokens; the source "
-                f"tokens must be the keys this module attends over"
-            )
-        if n < k_len:
-            beyond = w[..., n:]
-            if beyond.is_floating_point() and float(beyond.float().abs().max()) > 1e-6:
-                warnings.warn(
-                    f"interp: {where}: weight {float(beyond.float().abs().max()):.3g} on keys past the "
-                    f"source's {n} tokens (padding not masked?); they are cut off",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-            w = w[..., :n]
-    tokens = {"source": source, "target": target}.get(mode)
-    if mode in ("source", "target"):
-        if tokens is None:
-            raise ShapeMismatchError(f"{where}: queries={mode!r} but the batch has no {mode!r} tokens")
-        n = len(tokens)
-        if n > q_len:
-            raise ShapeMismatchError(
-                f"{where}: weights have {q_len} queries but the {mode} has {n} tokens"
-            )
-        w = w[..., :n, :]
-    return w
 
 
 def _axis_for(module: str, queries: QueryAxis | Mapping[str, QueryAxis]) -> QueryAxis:
@@ -220,7 +168,7 @@ def _rows(
         for i, example in enumerate(ids):
             src = source[i] if source is not None else None
             tgt = target[i] if target is not None else None
-            w = _trim(weights[i], module, example, src, tgt, mode)
+            w = trim_to_tokens(weights[i], src, tgt, mode=mode, where=f"module {module!r}, example {example!r}")
             if w.is_floating_point() and bool(torch.isnan(w).any()):
                 warnings.warn(
                     f"interp: NaN attention weights in run {run!r}, module {module!r}, example "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .render import _numpy
+from .trim import trim_to_tokens
 
 __all__ = ["Example", "ExplorerData", "MemoryData", "StoreData", "examples_from_batch", "as_data"]
 
@@ -210,11 +211,8 @@ def examples_from_batch(
             raise ValueError(f"{name} has {len(tokens)} entries but the batch has {n} examples")
 
     def trim(arr: np.ndarray, i: int, has_queries: bool) -> np.ndarray:
-        if source is not None:
-            arr = arr[..., : len(source[i])]
-        if has_queries and target is not None and arr.shape[-2] > 1:
-            arr = arr[..., : len(target[i]), :]
-        return arr
+        return trim_to_tokens(arr, None if source is None else source[i], None if target is None else target[i],
+                              has_queries=has_queries, where=f"example {i}")
 
     out = []
     for i in range(n):

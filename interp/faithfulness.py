@@ -33,7 +33,9 @@ from torch import Tensor
 from ._renamed import renamed
 from .attribution import (
     Attribution,
+    _as_target,
     _split_kwargs,
+    _validate_target,
     attribute,
     logits_of,
     padding_mask,
@@ -103,16 +105,12 @@ def _batched(fn: Callable[[Tensor, Tensor], Tensor], ids: Tensor, rows: Tensor, 
 
 
 def _target(target: Any, p_full: Tensor) -> Tensor:
-    n, c = p_full.shape
-    if target is None:
+    """The class explained per example: ``target`` checked (attribution's rules), else the
+    prediction on the full input."""
+    t = _as_target(target, p_full.shape[0], p_full.device)
+    if t is None:
         return p_full.argmax(-1)
-    t = torch.as_tensor(target).long().reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise ValueError(f"target has {t.numel()} entries for a batch of {n}")
-    if (t < 0).any() or (t >= c).any():
-        raise ValueError(f"target index {t.tolist()} is out of range for a model with {c} outputs (valid: 0..{c - 1})")
+    _validate_target(t, p_full.shape[-1], "target")
     return t
 
 

@@ -196,3 +196,27 @@ def test_sigkill_mid_capture_loses_at_most_the_batch_in_flight(tmp_path):
     assert report.skipped_batches == after // 4 and report.records_written == 160 - after
     with Store(store) as s:
         assert s.count() == 160 and len({r.example for r in s.query()}) == 160
+
+
+def test_explorer_from_memory_and_from_a_store_show_the_same_cells(tmp_path):
+    """One trimming rule: examples_from_batch cuts like capture_dataset (padded queries too)."""
+    from interp.explorer_data import StoreData, examples_from_batch
+
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 1).eval()
+    lengths = [5, 3]
+    x = torch.randn(2, 5, 8)
+    pad = torch.arange(5)[None] >= torch.tensor(lengths)[:, None]
+    source = [list("abcde"), list("abc")]
+    capture_dataset(enc, [{"ids": [0, 1], "inputs": {"src": x, "src_key_padding_mask": pad}, "source": source}],
+                    tmp_path / "s.sqlite", run="r", progress=False)
+    with interp.capture(enc) as cap:
+        enc(x, src_key_padding_mask=pad)
+    memory = examples_from_batch(cap, source=source, run="r")
+    with Store(tmp_path / "s.sqlite") as s:
+        stored = StoreData(s)
+        for i, ex in enumerate(memory):
+            for module, weights in ex["attention"].items():
+                from_store = stored.attention(str(i), "r", module)
+                assert weights.shape == from_store.shape == (2, lengths[i], lengths[i])
+                np.testing.assert_allclose(weights, from_store, rtol=1e-6, atol=1e-7)

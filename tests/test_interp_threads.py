@@ -73,7 +73,12 @@ def test_mha_callers_in_other_threads_get_what_they_asked_for():
         with torch.no_grad():
             for _ in range(150):
                 out = mha(x, x, x, need_weights=(i == 0))
-                if (i == 0 and not torch.equal(out[1], averaged)) or (i == 1 and out[1] is not None):
+                # a leak would hand back per-head weights ([2, 2, 3, 3]) or None; threads may
+                # reduce in another order, so equal values are compared to a rounding error
+                if i == 0 and (out[1] is None or out[1].shape != averaged.shape
+                               or not torch.allclose(out[1], averaged, rtol=0, atol=1e-6)):
+                    wrong[i] += 1
+                if i == 1 and out[1] is not None:
                     wrong[i] += 1
 
     with interp.capture(mha, nn.MultiheadAttention) as cap, torch.no_grad():
