@@ -27,7 +27,6 @@ to exactly 0 and ``Attribution.mask`` says which entries are real.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,14 @@ from torch import Tensor, nn
 
 from ._renamed import renamed
 from .attribution_methods import BUILTIN_METHODS, AttributionMethod, Problem, find_method
+from .inputs import (
+    as_target,
+    logits_of,
+    padding_mask,
+    split_kwargs,
+    validate_target,
+    with_attention_mask,
+)
 
 __all__ = [
     "METHODS",
@@ -138,41 +145,6 @@ def find_embedding(model: nn.Module, embedding: str | nn.Module | None = None) -
     raise TypeError(f"embedding must be a str, an nn.Module or None, not {type(embedding).__name__}")
 
 
-def padding_mask(
-    input_ids: Tensor,
-    *,
-    attention_mask: Tensor | None = None,
-    lengths: Tensor | Sequence[int] | None = None,
-    pad_id: int | None = None,
-) -> Tensor:
-    """Bool mask ``[batch, seq]`` of real tokens, from whichever of the three is given.
-
-    Priority: ``attention_mask`` (nonzero = real), then ``lengths`` (right padding), then
-    ``pad_id``; with none of them every position is real.
-    """
-    if input_ids.dim() != 2:
-        raise ValueError(f"token ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
-    b, s = input_ids.shape
-    if attention_mask is not None:
-        attention_mask = torch.as_tensor(attention_mask)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but the token ids have "
-                f"shape {tuple(input_ids.shape)}; they must match"
-            )
-        return attention_mask.to(input_ids.device) != 0
-    if lengths is not None:
-        lengths = torch.as_tensor(lengths, device=input_ids.device).long().reshape(-1)
-        if lengths.numel() != b:
-            raise ValueError(f"lengths has {lengths.numel()} entries for a batch of {b}")
-        if (lengths < 0).any() or (lengths > s).any():
-            raise ValueError(f"lengths must lie in 0..{s} (the padded length), got {lengths.tolist()}")
-        return torch.arange(s, device=input_ids.device)[None, :] < lengths[:, None]
-    if pad_id is not None:
-        return input_ids != pad_id
-    return torch.ones_like(input_ids, dtype=torch.bool)
-
-
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed torch and numpy's global generators (Captum samples from both), then restore them."""
@@ -193,42 +165,6 @@ def _apply_output(out: Tensor, output: str) -> Tensor:
     if output == "probs":
         return out.softmax(-1)
     return out.log_softmax(-1)
-
-
-def logits_of(out: Any) -> Any:
-    """A model output's logits: a tensor as is; a Hugging Face ``ModelOutput`` (or any object or
-    mapping with a ``logits`` tensor) unwrapped to it. Anything else is returned unchanged for the
-    caller's check to report."""
-    if isinstance(out, Tensor):
-        return out
-    logits = getattr(out, "logits", None)
-    if logits is None and isinstance(out, Mapping):
-        logits = out.get("logits")
-    return logits if isinstance(logits, Tensor) else out
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` (a module's forward or a function) takes a keyword argument ``name``."""
-    target = fn.forward if isinstance(fn, nn.Module) else fn
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def with_attention_mask(fn: Callable[..., Any], forward_kwargs: Mapping[str, Any] | None,
-                        attention_mask: Tensor | None) -> dict[str, Any]:
-    """``forward_kwargs`` with the ``attention_mask`` passed on to a model that takes one.
-
-    A padding mask given to interp also reaches the model (a Hugging Face model otherwise
-    attends to its padding); a model whose forward has no ``attention_mask`` parameter is called
-    as before. An ``attention_mask`` already in ``forward_kwargs`` wins.
-    """
-    kwargs = dict(forward_kwargs or {})
-    if attention_mask is not None and "attention_mask" not in kwargs and _accepts(fn, "attention_mask"):
-        kwargs["attention_mask"] = torch.as_tensor(attention_mask)
-    return kwargs
 
 
 def _check_scores(out: Any, n: int, what: str) -> Tensor:
@@ -277,42 +213,6 @@ def _solve(
                            f"but returned {'no ' if deltas is None else ''}deltas")
     scores = torch.where(problem.mask, scores, torch.zeros_like(scores))
     return scores, deltas, params
-
-
-def _as_target(target: Any, n: int, device: torch.device) -> Tensor | None:
-    if target is None:
-        return None
-    t = torch.as_tensor(target, device=device)
-    if t.dtype.is_floating_point or t.dtype == torch.bool:
-        raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
-    t = t.long().reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n).clone()
-    if t.numel() != n:
-        raise ValueError(f"target has {t.numel()} entries for a batch of {n}; give one per example or one for all")
-    return t
-
-
-def _validate_target(target: Tensor, n_outputs: int, what: str) -> None:
-    bad = (target < 0) | (target >= n_outputs)
-    if bad.any():
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"{what} index {int(target.reshape(-1)[i])} (row {i}) is out of range for a model with "
-            f"{n_outputs} outputs; valid indices are 0..{n_outputs - 1}"
-        )
-
-
-def _split_kwargs(forward_kwargs: Mapping[str, Any] | None, n: int) -> tuple[list[str], list[Tensor], dict[str, Any]]:
-    """Per-example tensors (first dim = batch) travel with the rows; the rest is passed as is."""
-    names, tensors, static = [], [], {}
-    for k, v in (forward_kwargs or {}).items():
-        if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n:
-            names.append(k)
-            tensors.append(v)
-        else:
-            static[k] = v
-    return names, tensors, static
 
 
 # --------------------------------------------------------------------------- public API
@@ -366,7 +266,7 @@ def attribute(
     n = input_ids.shape[0]
     fn = forward_fn if forward_fn is not None else model
     forward_kwargs = with_attention_mask(fn, forward_kwargs, attention_mask)
-    names, tensors, static = _split_kwargs(forward_kwargs, n)
+    names, tensors, static = split_kwargs(forward_kwargs, n)
 
     def forward(ids: Tensor, *extras: Tensor) -> Tensor:
         out = fn(ids, **static, **dict(zip(names, extras, strict=True)))
@@ -374,10 +274,10 @@ def attribute(
 
     with torch.no_grad():
         logits = forward(input_ids, *tensors)
-    tgt = _as_target(target, n, input_ids.device)
+    tgt = as_target(target, n, input_ids.device)
     if tgt is None:
         tgt = logits.argmax(-1)
-    _validate_target(tgt, logits.shape[-1], "target")
+    validate_target(tgt, logits.shape[-1], "target")
     problem = Problem(input_ids, mask, tgt, tuple(tensors), forward, logits, model, batch_size=batch_size)
     if baseline_id is None:
         baseline_id = pad_id
@@ -439,7 +339,7 @@ def attribute_seq2seq(
     b, t_len = tgt_ids.shape
     src_mask = padding_mask(src_ids, lengths=src_lengths, pad_id=pad_id)
     tgt_mask = padding_mask(tgt_ids, lengths=tgt_lengths, pad_id=tgt_pad_id)
-    names, tensors, static = _split_kwargs(forward_kwargs, b)
+    names, tensors, static = split_kwargs(forward_kwargs, b)
     fn = forward_fn if forward_fn is not None else model
 
     def full(src: Tensor, tgt: Tensor, *extras: Tensor) -> Tensor:
@@ -463,7 +363,7 @@ def attribute_seq2seq(
     targets = targets.long()
     bi, ti = tgt_mask.nonzero(as_tuple=True)
     row_target = targets[bi, ti]
-    _validate_target(row_target, logits.shape[-1], "target token")
+    validate_target(row_target, logits.shape[-1], "target token")
 
     def forward(ids: Tensor, tgt: Tensor, step: Tensor, *extras: Tensor) -> Tensor:
         out = full(ids, tgt, *extras)

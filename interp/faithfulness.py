@@ -31,14 +31,13 @@ import torch
 from torch import Tensor
 
 from ._renamed import renamed
-from .attribution import (
-    Attribution,
-    _as_target,
-    _split_kwargs,
-    _validate_target,
-    attribute,
+from .attribution import Attribution, attribute
+from .inputs import (
+    as_target,
     logits_of,
     padding_mask,
+    split_kwargs,
+    validate_target,
     with_attention_mask,
 )
 
@@ -86,7 +85,7 @@ def _classifier(
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """``f(ids, rows)`` -> probabilities, ``rows`` saying which example each id row copies."""
     fn = forward_fn if forward_fn is not None else model
-    names, tensors, static = _split_kwargs(with_attention_mask(fn, forward_kwargs, attention_mask), n)
+    names, tensors, static = split_kwargs(with_attention_mask(fn, forward_kwargs, attention_mask), n)
 
     def probs(ids: Tensor, rows: Tensor) -> Tensor:
         out = logits_of(fn(ids, **static, **{k: t[rows] for k, t in zip(names, tensors, strict=True)}))
@@ -107,10 +106,10 @@ def _batched(fn: Callable[[Tensor, Tensor], Tensor], ids: Tensor, rows: Tensor, 
 def _target(target: Any, p_full: Tensor) -> Tensor:
     """The class explained per example: ``target`` checked (attribution's rules), else the
     prediction on the full input."""
-    t = _as_target(target, p_full.shape[0], p_full.device)
+    t = as_target(target, p_full.shape[0], p_full.device)
     if t is None:
         return p_full.argmax(-1)
-    _validate_target(t, p_full.shape[-1], "target")
+    validate_target(t, p_full.shape[-1], "target")
     return t
 
 
