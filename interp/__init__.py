@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         uniform_attention,
         uniform_baseline,
     )
+    from .shard import MergeError, Shard, merge_stores
     from .store import CorruptRecordError, Store, StoredRecord, StoreError, fingerprint, open_store
     from .widgets import Explorer, explore
 
@@ -96,6 +97,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
         "erasure", "aopc", "leave_one_out", "permutation_test", "adversarial_attention",
         "uniform_baseline", "uniform_attention")},
     **{n: ("aggregation", n) for n in ("aggregate", "attention_rollout")},
+    **{n: ("shard", n) for n in ("Shard", "MergeError", "merge_stores")},
     # plots and the explorer widget
     **{n: ("widgets", n) for n in ("explore", "Explorer")},
     "examples_from_batch": ("explorer_data", "examples_from_batch"),
@@ -120,14 +122,14 @@ def __dir__() -> list[str]:
 __all__ = [
     "Attribution", "AttributionMethod", "Capture", "CaptureReport", "CorruptRecordError",
     "Explorer", "ExtractionError", "Extractor", "GradientMethod", "InterpError",
-    "InvalidWeightsError", "ModuleSelectionError", "OUTPUT_BIAS_WEIGHTS", "OUTPUT_STATE_WEIGHTS",
-    "OUTPUT_WEIGHTS", "PerturbationMethod", "Record", "ShapeMismatchError", "Store", "StoreError",
+    "InvalidWeightsError", "MergeError", "ModuleSelectionError", "OUTPUT_BIAS_WEIGHTS", "OUTPUT_STATE_WEIGHTS",
+    "OUTPUT_WEIGHTS", "PerturbationMethod", "Record", "Shard", "ShapeMismatchError", "Store", "StoreError",
     "StoredRecord", "UnknownMethodError", "adversarial_attention", "aggregate",
     "alignment_error_rate", "aopc", "attention_modules", "attention_rollout", "attribute",
     "attribute_seq2seq", "available_methods", "capture", "capture_attention", "capture_dataset",
     "compare_scores", "erasure", "examples_from_batch", "explore", "find_embedding",
     "find_extractor", "find_method", "fingerprint", "hooks_attached", "is_attention",
-    "leave_one_out", "load_plugins", "open_store", "permutation_test", "rationale_metrics",
+    "leave_one_out", "load_plugins", "merge_stores", "open_store", "permutation_test", "rationale_metrics",
     "register_extractor", "register_method", "save_attribution", "select_modules", "stack_calls",
     "summarize", "tuple_item", "uniform_attention", "uniform_baseline", "unregister_extractor",
     "unregister_method",

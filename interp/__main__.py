@@ -293,6 +293,18 @@ def _cmd_salvage(args: argparse.Namespace) -> int:
     return 0 if report.lost == 0 else 1
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .shard import merge_stores
+
+    *sources, dest = args.paths
+    if not sources:
+        raise CliError("merge needs the shards (a folder of rank-*.sqlite, or store files) and the destination")
+    report = merge_stores(sources[0] if len(sources) == 1 else sources, dest)
+    print(f"merged {len(report.sources)} stores into {safe_text(dest)}: {report.added} records added, "
+          f"{report.duplicates} already there (skipped)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m interp`` argument parser."""
     p = argparse.ArgumentParser(prog="python -m interp", description=__doc__.split("\n")[0])
@@ -301,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("capture", help="capture attention for a dataset into a store")
     c.add_argument("--model", required=True, help="package.module:factory_or_model")
     c.add_argument("--data", required=True, help="package.module:batches (iterable of batch dicts, or a function returning one)")
-    c.add_argument("--store", required=True, help="store file (created if missing)")
+    c.add_argument("--store", required=True, help="store file (created if missing); under torchrun a folder, "
+                   "one store per rank (rank-00000.sqlite, ...)")
     c.add_argument("--modules", nargs="*", help="name globs such as 'encoder.*attn' (default: attention-like modules)")
     c.add_argument("--run", default=None, help="run name (default: model name and time)")
     c.add_argument("--model-name", default=None, help="name stored with each record (default: class name)")
@@ -354,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_IMPORT_BYTES,
                     help=f"refuse files holding more array bytes than this (default {DEFAULT_MAX_IMPORT_BYTES:,}; 0: no limit)")
     im.set_defaults(func=_cmd_import)
+
+    mg = sub.add_parser("merge", help="merge the per-rank stores of a sharded capture into one store")
+    mg.add_argument("paths", nargs="+", metavar="SHARDS... DEST",
+                    help="a folder of rank-NNNNN.sqlite (or store files), then the destination store")
+    mg.set_defaults(func=_cmd_merge)
 
     s = sub.add_parser("salvage", help="copy every readable record of a damaged store into a new one")
     s.add_argument("store")

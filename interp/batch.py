@@ -21,12 +21,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .capture import Capture, Selection, call_model
+from .shard import Shard, rank_store_path, shard_from_environment
 from .store import Store, fingerprint
 from .trim import QueryAxis, ShapeMismatchError, trim_to_tokens
 
@@ -38,6 +40,7 @@ class CaptureReport:
     run: str
     batches: int = 0
     skipped_batches: int = 0
+    other_ranks: int = 0  # batches left to the other processes of a sharded run
     examples: int = 0
     records_written: int = 0
     seconds: float = 0.0
@@ -78,6 +81,8 @@ def capture_dataset(
     resume: bool = True,
     progress: bool = True,
     total: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> CaptureReport:
     """Capture attention for every batch and write it to ``store``, one transaction per batch.
 
@@ -87,7 +92,15 @@ def capture_dataset(
     picks target when target tokens are given and the module has several queries, source when
     the weights are square and no target is given. The model is run under ``torch.no_grad()``
     in whatever train/eval mode it is in. ``forward(model, batch)`` replaces the default call.
+
+    Sharded (``rank`` / ``world_size`` given, or a ``torch.distributed`` process group, or
+    ``torchrun``'s ``RANK`` / ``WORLD_SIZE``): this process captures only its batches
+    (:class:`interp.shard.Shard`) into ``store/rank-NNNNN.sqlite``, where ``store`` is a folder;
+    ``python -m interp merge store/ merged.sqlite`` combines the shards.
     """
+    shard = shard_from_environment(rank, world_size)
+    if shard.world_size > 1:
+        store = _rank_store(store, shard)
     own_store = not isinstance(store, Store)
     db = Store(store) if own_store else store
     name = model_name or type(model).__name__
@@ -113,6 +126,10 @@ def capture_dataset(
                 ids = [str(i) for i in batch["ids"]]
                 if len(set(ids)) != len(ids):
                     raise ValueError(f"batch {index}: duplicate example ids")
+                if not shard.owns(ids):
+                    report.other_ranks += 1
+                    bar.update(1)
+                    continue
                 if resume and ids and db.examples(run=run, kind=kind, model=name, among=ids) >= set(ids):
                     report.skipped_batches += 1
                     bar.update(1)
@@ -150,6 +167,19 @@ def capture_dataset(
             stacklevel=2,
         )
     return report
+
+
+def _rank_store(store: Any, shard: Shard) -> Path:
+    """The store file of this rank in the folder ``store``; a single file is refused."""
+    if isinstance(store, Store) or Path(store).suffix in (".sqlite", ".db") or Path(store).is_file():
+        raise ValueError(
+            f"a sharded capture (rank {shard.rank} of {shard.world_size}) writes one store per rank: "
+            f"give a folder (e.g. 'out/'), not the single store {str(getattr(store, 'path', store))!r}; "
+            f"several processes must never write one file. For one process, pass rank=0, world_size=1"
+        )
+    folder = Path(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    return rank_store_path(folder, shard.rank)
 
 
 def _rows(

@@ -1,0 +1,128 @@
+"""interp.shard: which rank takes which batch, per-rank stores, and merging them back into one."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+import torch
+from test_interp_models import batches, make_seq2seq
+
+import interp
+from interp.__main__ import main
+from interp.batch import capture_dataset
+from interp.shard import MergeError, Shard, merge_stores, rank_store_path, shard_from_environment
+from interp.store import Store
+
+
+def records(path):
+    """Every record of a store as {key: (labels, raw array bytes, dtype, shape)}."""
+    out = {}
+    with Store(path, readonly=True) as s:
+        for rec, _ in s.arrays():
+            key = (rec.run, rec.model, rec.module, rec.example, rec.step, rec.kind)
+            raw = rec.tensor().contiguous().view(-1).view(torch.uint8).tolist()
+            out[key] = (rec.fingerprint, rec.source, rec.target, rec.params, rec.dtype, rec.shape, raw)
+    return out
+
+
+def test_every_batch_goes_to_exactly_one_rank_and_always_the_same():
+    ids = [[f"doc{i}-{j}" for j in range(4)] for i in range(400)]
+    for world in (2, 3, 5):
+        owners = [[r for r in range(world) if Shard(r, world).owns(b)] for b in ids]
+        assert all(len(o) == 1 for o in owners)
+        counts = [sum(o == [r] for o in owners) for r in range(world)]
+        assert min(counts) > 0.6 * len(ids) / world  # roughly balanced
+        again = [[r for r in range(world) if Shard(r, world).owns(b)] for b in ids]
+        assert owners == again  # the split depends on the ids only
+    assert Shard(0, 1).owns(["anything"])
+    with pytest.raises(ValueError, match="rank"):
+        Shard(2, 2)
+
+
+def test_the_shard_comes_from_arguments_process_group_or_torchrun(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert shard_from_environment() == Shard(0, 1)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert shard_from_environment() == Shard(1, 3)
+    assert shard_from_environment(0, 1) == Shard(0, 1)  # explicit wins
+    with pytest.raises(ValueError, match="both"):
+        shard_from_environment(rank=1)
+
+
+def test_shards_merge_into_exactly_the_single_process_run(tmp_path):
+    model = make_seq2seq()
+    data = batches(n=12)
+    capture_dataset(model, data, tmp_path / "single.sqlite", run="r", progress=False, rank=0, world_size=1)
+    reports = [capture_dataset(model, data, tmp_path / "out", run="r", progress=False, rank=r, world_size=2)
+               for r in range(2)]
+    assert [rep.batches + rep.other_ranks for rep in reports] == [12, 12]
+    assert sum(rep.batches for rep in reports) == 12 and min(rep.batches for rep in reports) > 0
+    assert rank_store_path(tmp_path / "out", 0).is_file() and rank_store_path(tmp_path / "out", 1).is_file()
+    merged = merge_stores(tmp_path / "out", tmp_path / "merged.sqlite")
+    single = records(tmp_path / "single.sqlite")
+    assert merged.added == len(single) and merged.duplicates == 0
+    assert records(tmp_path / "merged.sqlite") == single  # labels and array bytes, record for record
+
+    # merging again, or a copy of a shard among the sources, adds nothing
+    again = merge_stores(tmp_path / "out", tmp_path / "merged.sqlite")
+    assert again.added == 0 and again.duplicates == len(single)
+    shutil.copy(rank_store_path(tmp_path / "out", 0), tmp_path / "copy.sqlite")
+    dup = merge_stores([rank_store_path(tmp_path / "out", 0), tmp_path / "copy.sqlite"], tmp_path / "m2.sqlite")
+    assert dup.duplicates == dup.records // 2 and dup.added == dup.records // 2
+
+
+def test_a_rank_relaunched_after_a_partial_run_resumes_without_duplicates(tmp_path):
+    model = make_seq2seq()
+    data = batches(n=10)
+    capture_dataset(model, data[:4], tmp_path / "out", run="r", progress=False, rank=1, world_size=2)
+    first = len(Store(rank_store_path(tmp_path / "out", 1), readonly=True))
+    report = capture_dataset(model, data, tmp_path / "out", run="r", progress=False, rank=1, world_size=2)
+    mine = [b for b in data if Shard(1, 2).owns(b["ids"])]
+    assert report.skipped_batches == sum(Shard(1, 2).owns(b["ids"]) for b in data[:4])
+    assert report.batches + report.skipped_batches == len(mine)
+    with Store(rank_store_path(tmp_path / "out", 1), readonly=True) as s:
+        assert len(s) == first + report.records_written
+        assert s.examples(run="r") == {i for b in mine for i in b["ids"]}
+
+
+def test_sharded_runs_refuse_one_shared_file_and_mixed_models(tmp_path):
+    model = make_seq2seq()
+    with pytest.raises(ValueError, match="one store per rank"):
+        capture_dataset(model, batches(n=2), tmp_path / "one.sqlite", run="r", progress=False, rank=0, world_size=2)
+    capture_dataset(model, batches(n=6), tmp_path / "a", run="r", progress=False, rank=0, world_size=2)
+    capture_dataset(make_seq2seq(seed=1), batches(n=6), tmp_path / "a", run="r", progress=False, rank=1, world_size=2)
+    with pytest.raises(MergeError, match="different weight fingerprints"):
+        merge_stores(tmp_path / "a", tmp_path / "m.sqlite")
+    assert not (tmp_path / "m.sqlite").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MergeError, match="no rank-NNNNN"):
+        merge_stores(tmp_path / "empty", tmp_path / "m.sqlite")
+    with pytest.raises(MergeError, match="no such store"):
+        merge_stores(tmp_path / "missing.sqlite", tmp_path / "m.sqlite")
+
+
+def test_merge_reports_a_schema_mismatch_before_writing(tmp_path):
+    model = make_seq2seq()
+    capture_dataset(model, batches(n=4), tmp_path / "out", run="r", progress=False, rank=0, world_size=2)
+    capture_dataset(model, batches(n=4), tmp_path / "out", run="r", progress=False, rank=1, world_size=2)
+    old = rank_store_path(tmp_path / "out", 1)
+    db = sqlite3.connect(old)
+    db.execute("PRAGMA user_version = 1")  # as an older interp wrote it
+    db.commit()
+    db.close()
+    with pytest.raises(MergeError, match="different schema versions"):
+        merge_stores(tmp_path / "out", tmp_path / "m.sqlite")
+    assert not (tmp_path / "m.sqlite").exists()
+
+
+def test_merge_on_the_command_line(tmp_path, capsys):
+    model = make_seq2seq()
+    for r in range(2):
+        capture_dataset(model, batches(n=6), tmp_path / "out", run="r", progress=False, rank=r, world_size=2)
+    assert main(["merge", str(tmp_path / "out"), str(tmp_path / "m.sqlite")]) == 0
+    assert "records added" in capsys.readouterr().out
+    assert interp.merge_stores is merge_stores
