@@ -109,10 +109,11 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         dtype=dtype, kind=args.kind, step=args.step, resume=not args.no_resume,
         progress=not args.no_progress,
     )
+    others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
     print(
         f"run {report.run!r}: {report.batches} batches captured ({report.examples} examples, "
         f"{report.records_written} records written), {report.skipped_batches} batches already "
-        f"stored, {report.seconds:.1f}s -> {args.store}"
+        f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
     )
     return 0
 
@@ -316,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--store", required=True, help="store file (created if missing); under torchrun a folder, "
                    "one store per rank (rank-00000.sqlite, ...)")
     c.add_argument("--modules", nargs="*", help="name globs such as 'encoder.*attn' (default: attention-like modules)")
-    c.add_argument("--run", default=None, help="run name (default: model name and time)")
+    c.add_argument("--run", "--run-name", dest="run", default=None,
+                   help="run name (default: model name and time); under torchrun write --run-name, "
+                        "since torchrun reads --run as its own --run-path")
     c.add_argument("--model-name", default=None, help="name stored with each record (default: class name)")
     c.add_argument("--weights", default=None, help="state_dict file to load first (torch.load weights_only)")
     c.add_argument("--dtype", choices=sorted(_DTYPES), default=None, help="cast weights, e.g. float16")

@@ -41,6 +41,7 @@ class CaptureReport:
     batches: int = 0
     skipped_batches: int = 0
     other_ranks: int = 0  # batches left to the other processes of a sharded run
+    store: str = ""  # the store file written (this rank's, in a sharded run)
     examples: int = 0
     records_written: int = 0
     seconds: float = 0.0
@@ -105,7 +106,7 @@ def capture_dataset(
     db = Store(store) if own_store else store
     name = model_name or type(model).__name__
     fp = fingerprint(model)
-    report = CaptureReport(run=run)
+    report = CaptureReport(run=run, store=str(db.path))
     captured_rows = 0  # rows the capture produced, whether or not the store already had them
     start = time.perf_counter()
     if total is None and hasattr(batches, "__len__"):

@@ -126,3 +126,28 @@ def test_merge_on_the_command_line(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "out"), str(tmp_path / "m.sqlite")]) == 0
     assert "records added" in capsys.readouterr().out
     assert interp.merge_stores is merge_stores
+
+
+def test_torchrun_two_processes_then_merge_equals_one_process(tmp_path):
+    """The README's commands: torchrun runs one capture per rank into a folder; merge joins them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]), "OMP_NUM_THREADS": "1"}
+    env.pop("RANK", None)
+    env.pop("WORLD_SIZE", None)
+    common = ["--model", "test_interp_models:make_seq2seq", "--data", "test_interp_models:batches",
+              "--run-name", "r", "--no-progress"]
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "interp", "capture", "--store", str(tmp_path / "out"), *common],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "left to other ranks" in run.stdout
+    single = subprocess.run([sys.executable, "-m", "interp", "capture", "--store", str(tmp_path / "one.sqlite"),
+                             *common], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert main(["merge", str(tmp_path / "out"), str(tmp_path / "merged.sqlite")]) == 0
+    assert records(tmp_path / "merged.sqlite") == records(tmp_path / "one.sqlite")
