@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
@@ -113,6 +114,43 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     print(
         f"run {report.run!r}: {report.batches} batches captured ({report.examples} examples, "
         f"{report.records_written} records written), {report.skipped_batches} batches already "
+        f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
+    )
+    return 0
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    import torch.nn as nn
+
+    from .batch import attribute_dataset
+
+    model = load_object(args.model, what="model")
+    if not isinstance(model, nn.Module):
+        raise SystemExit(f"error: --model {args.model} gave a {type(model).__name__}, not an nn.Module")
+    if args.weights:
+        model.load_state_dict(_load_weights(args.weights, model))
+    model.eval()
+    data = load_object(args.data, what="data")
+    settings: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set takes name=value (e.g. --set n_steps=50), got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value  # a plain string
+    for key in ("pad_id", "baseline_id", "batch_size"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    report = attribute_dataset(
+        model, data, args.store, run=args.run, method=args.method, model_name=args.model_name,
+        seq2seq=args.seq2seq, resume=not args.no_resume, progress=not args.no_progress, **settings,
+    )
+    others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
+    print(
+        f"run {report.run!r}: {report.batches} batches attributed with {args.method} ({report.examples} "
+        f"examples, {report.records_written} records written), {report.skipped_batches} batches already "
         f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
     )
     return 0
@@ -330,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_cmd_capture)
 
+    a = sub.add_parser("attribute", help="attribute a dataset's predictions to its tokens into a store")
+    a.add_argument("--model", required=True, help="package.module:factory_or_model")
+    a.add_argument("--data", required=True, help="package.module:batches ({'ids', 'inputs': token ids, ...})")
+    a.add_argument("--store", required=True, help="store file; under torchrun a folder, one store per rank")
+    a.add_argument("--method", default="integrated_gradients", help="a registered attribution method")
+    a.add_argument("--run", "--run-name", dest="run", default=None, help="run name (default: model name and time)")
+    a.add_argument("--model-name", default=None)
+    a.add_argument("--weights", default=None, help="state_dict file to load first (torch.load weights_only)")
+    a.add_argument("--pad-id", type=int, default=None)
+    a.add_argument("--baseline-id", type=int, default=None)
+    a.add_argument("--batch-size", type=int, default=None, help="rows or perturbations per forward pass")
+    a.add_argument("--set", action="append", metavar="NAME=VALUE", help="a method setting, e.g. n_steps=50 (repeatable)")
+    a.add_argument("--seq2seq", action="store_true", help="inputs are (src_ids, tgt_ids) of a seq2seq model")
+    a.add_argument("--no-resume", action="store_true")
+    a.add_argument("--no-progress", action="store_true")
+    a.set_defaults(func=_cmd_attribute)
+
     m = sub.add_parser("modules", help="list a model's module names, types and extractors")
     m.add_argument("--model", required=True)
     m.add_argument("--no-auto", dest="mark_auto", action="store_false", help="do not mark the automatic selection")
@@ -392,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``INTERP_TRACEBACK=1`` shows the traceback of an unexpected error instead.
     """
     args = build_parser().parse_args(argv)
-    if getattr(args, "run", "x") is None and args.command == "capture":
+    if getattr(args, "run", "x") is None and args.command in ("capture", "attribute"):
         args.run = f"{args.model.split(':')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         return int(args.func(args) or 0)

@@ -415,17 +415,20 @@ class LeaveOneOutMethod(PerturbationMethod):
 class _SurrogateMethod(PerturbationMethod):
     """LIME and KernelSHAP: a weighted linear model fitted to outputs on random token subsets."""
 
-    def explainer(self, problem: Problem, options: dict[str, Any]) -> Any:
+    def explainer(self, problem: Problem, options: dict[str, Any], example: dict[str, int]) -> Any:
+        """The Captum explainer; ``example["features"]`` is the current example's real-token count."""
         raise NotImplementedError
 
     def perturb(self, problem: Problem, baseline: Tensor, batch_size: int, options: dict[str, Any]) -> Tensor:
         options = dict(options)
-        explainer = self.explainer(problem, options)  # takes its own options out
+        example: dict[str, int] = {}
+        explainer = self.explainer(problem, options, example)  # takes its own options out
         out = []
         s = problem.ids.shape[1]
         for i in range(problem.ids.shape[0]):
             valid = problem.mask[i]
             n_valid = int(valid.sum())
+            example["features"] = n_valid
             # one feature per real token; all padding shares one more feature that changes nothing
             fmask = torch.full((1, s), n_valid, dtype=torch.long, device=problem.ids.device)
             fmask[0, valid] = torch.arange(n_valid, device=problem.ids.device)
@@ -437,20 +440,42 @@ class _SurrogateMethod(PerturbationMethod):
         return torch.cat(out)
 
 
+def lime_text_kernel(kept: Tensor, n_tokens: int, kernel_width: float = 25.0) -> Tensor:
+    """LIME's weight of a token subset, as the ``lime`` package's text explainer computes it.
+
+    ``kept``: ``[samples, features]`` 0/1 (1 = token kept); only the first ``n_tokens`` columns
+    are tokens. Distance: the cosine distance between the kept vector and all-ones (the input),
+    times 100; weight ``sqrt(exp(-d**2 / kernel_width**2))``. An empty subset is at distance 100.
+    The distance is measured on the subset, never on token ids, whose numbers mean nothing.
+    """
+    z = kept[..., :n_tokens].double()
+    count = z.sum(-1)
+    cosine = torch.where(count > 0, count / (count.clamp_min(1).sqrt() * max(n_tokens, 1) ** 0.5),
+                         torch.zeros_like(count))
+    distance = 100 * (1 - cosine)
+    return torch.exp(-(distance ** 2) / kernel_width ** 2).sqrt()
+
+
 class LimeMethod(_SurrogateMethod):
     """LIME (Ribeiro et al. 2016): ridge regression (alpha 1, the ``lime`` package's default) on
-    random token subsets, weighted by their closeness to the input."""
+    random token subsets, weighted by their closeness to the input (:func:`lime_text_kernel`)."""
 
     name = "lime"
-    defaults: ClassVar[Mapping[str, Any]] = {"n_samples": 200, "alpha": 1.0}
+    defaults: ClassVar[Mapping[str, Any]] = {"n_samples": 200, "alpha": 1.0, "kernel_width": 25.0}
     stochastic = True
 
-    def explainer(self, problem: Problem, options: dict[str, Any]) -> Any:
+    def explainer(self, problem: Problem, options: dict[str, Any], example: dict[str, int]) -> Any:
         from captum.attr import Lime
 
         from ._linear import WeightedRidge
 
-        return Lime(problem.forward, interpretable_model=WeightedRidge(alpha=options.pop("alpha")))
+        width = float(options.pop("kernel_width"))
+
+        def similarity(_original: Any, _perturbed: Any, kept: Tensor, **_: Any) -> Tensor:
+            return lime_text_kernel(kept, example["features"], width).to(torch.float32)
+
+        return Lime(problem.forward, interpretable_model=WeightedRidge(alpha=options.pop("alpha")),
+                    similarity_func=similarity)
 
 
 class KernelShapMethod(_SurrogateMethod):
@@ -461,7 +486,7 @@ class KernelShapMethod(_SurrogateMethod):
     defaults: ClassVar[Mapping[str, Any]] = {"n_samples": 200}
     stochastic = True
 
-    def explainer(self, problem: Problem, options: dict[str, Any]) -> Any:
+    def explainer(self, problem: Problem, options: dict[str, Any], example: dict[str, int]) -> Any:
         from captum.attr import KernelShap
 
         from ._linear import WeightedRidge

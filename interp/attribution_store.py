@@ -16,7 +16,7 @@ from torch import nn
 
 from .attribution import Attribution
 
-__all__ = ["save_attribution"]
+__all__ = ["attribution_rows", "save_attribution"]
 
 _BATCH_SUMMARY = ("max_abs_delta", "mean_abs_delta")
 
@@ -42,6 +42,30 @@ def save_attribution(
     """
     from .store import Store, fingerprint
 
+    fp = ""
+    if isinstance(model, nn.Module):
+        model, fp = type(model).__name__, fingerprint(model)
+    rows = attribution_rows(attribution, run=run, examples=examples, model=str(model), fingerprint=fp,
+                            module=module, source=source, target=target)
+    if isinstance(store, Store):
+        return store.add_many(rows, on_conflict=on_conflict)
+    with Store(store) as db:
+        return db.add_many(rows, on_conflict=on_conflict)
+
+
+def attribution_rows(
+    attribution: Attribution,
+    *,
+    run: str,
+    examples: Sequence[Any] | None = None,
+    model: str = "",
+    fingerprint: str = "",
+    module: str | None = None,
+    source: Sequence[Sequence[Any]] | None = None,
+    target: Sequence[Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The store records (``Store.add_many`` rows) of a batch of attributions, one per example,
+    cut to the real tokens (see the module docstring)."""
     scores, mask = attribution.scores.detach().cpu(), attribution.mask.cpu()
     n = scores.shape[0]
     examples = list(range(n)) if examples is None else list(examples)
@@ -50,9 +74,6 @@ def save_attribution(
     for name, toks in (("source", source), ("target", target)):
         if toks is not None and len(toks) != n:
             raise ValueError(f"{name} tokens given for {len(toks)} examples, but the batch has {n}")
-    fp = ""
-    if isinstance(model, nn.Module):
-        model, fp = type(model).__name__, fingerprint(model)
     module = module or str(attribution.params.get("embedding", "input"))
     base = {k: v for k, v in attribution.params.items() if k not in _BATCH_SUMMARY}
     rows = []
@@ -70,12 +91,9 @@ def save_attribution(
                 d = d[attribution.target[i] >= 0]
             params["delta"] = float(d.abs().max()) if d.numel() else 0.0
         rows.append(dict(
-            array=array.numpy(), run=run, model=str(model), fingerprint=fp, module=module,
+            array=array.numpy(), run=run, model=model, fingerprint=fingerprint, module=module,
             example=example, step=0, kind=attribution.method, params=params,
             source=None if source is None else list(source[i]),
             target=None if target is None else list(target[i]),
         ))
-    if isinstance(store, Store):
-        return store.add_many(rows, on_conflict=on_conflict)
-    with Store(store) as db:
-        return db.add_many(rows, on_conflict=on_conflict)
+    return rows

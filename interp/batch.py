@@ -99,66 +99,33 @@ def capture_dataset(
     (:class:`interp.shard.Shard`) into ``store/rank-NNNNN.sqlite``, where ``store`` is a folder;
     ``python -m interp merge store/ merged.sqlite`` combines the shards.
     """
-    shard = shard_from_environment(rank, world_size)
-    if shard.world_size > 1:
-        store = _rank_store(store, shard)
-    own_store = not isinstance(store, Store)
-    db = Store(store) if own_store else store
+    cap = Capture(model, modules, dtype=dtype)
+    cap._warn_idle = False  # reported below, with the batch counts
+
+    def work(index: int, batch: Mapping[str, Any], ids: list[str]) -> list[dict[str, Any]]:
+        source = _tokens(batch, "source", len(ids))
+        target = _tokens(batch, "target", len(ids))
+        with torch.no_grad():
+            if forward is not None:
+                forward(model, batch)
+            else:
+                if "inputs" not in batch:
+                    raise TypeError(f"batch {index}: no 'inputs' (or pass forward=)")
+                call_model(model, batch["inputs"])
+        rows = _rows(cap, ids, source, target, queries, run=run, model=name, fp=fp,
+                     kind=kind, step=step, batch_index=index)
+        cap.clear()
+        return rows
+
     name = model_name or type(model).__name__
     fp = fingerprint(model)
-    report = CaptureReport(run=run, store=str(db.path))
-    captured_rows = 0  # rows the capture produced, whether or not the store already had them
-    start = time.perf_counter()
-    if total is None and hasattr(batches, "__len__"):
-        total = len(batches)  # type: ignore[arg-type]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, disable=not progress, unit="batch", desc=f"capture {run}")
-    try:
-        cap = Capture(model, modules, dtype=dtype)
-        cap._warn_idle = False  # reported below, with the batch counts
-        with cap:
-            for index, batch in enumerate(batches):
-                if not isinstance(batch, Mapping) or "ids" not in batch:
-                    raise TypeError(
-                        f"batch {index}: expected a mapping with 'ids' (and 'inputs', optional "
-                        f"'source'/'target'), got {type(batch).__name__}"
-                    )
-                ids = [str(i) for i in batch["ids"]]
-                if len(set(ids)) != len(ids):
-                    raise ValueError(f"batch {index}: duplicate example ids")
-                if not shard.owns(ids):
-                    report.other_ranks += 1
-                    bar.update(1)
-                    continue
-                if resume and ids and db.examples(run=run, kind=kind, model=name, among=ids) >= set(ids):
-                    report.skipped_batches += 1
-                    bar.update(1)
-                    continue
-                source = _tokens(batch, "source", len(ids))
-                target = _tokens(batch, "target", len(ids))
-                with torch.no_grad():
-                    if forward is not None:
-                        forward(model, batch)
-                    else:
-                        if "inputs" not in batch:
-                            raise TypeError(f"batch {index}: no 'inputs' (or pass forward=)")
-                        call_model(model, batch["inputs"])
-                rows = _rows(cap, ids, source, target, queries, run=run, model=name, fp=fp,
-                             kind=kind, step=step, batch_index=index)
-                cap.clear()
-                captured_rows += len(rows)
-                report.records_written += db.add_many(rows)
-                report.batches += 1
-                report.examples += len(ids)
-                bar.update(1)
-                bar.set_postfix(records=report.records_written, skipped=report.skipped_batches)
-    finally:
-        bar.close()
-        if own_store:
-            db.close()
-    report.seconds = time.perf_counter() - start
-    if report.batches and not captured_rows:  # rows already stored are not a silent failure
+    with cap:
+        report, produced = _run_batches(
+            batches, store, work, run=run, kind=kind, model_name=name, resume=resume,
+            progress=progress, total=total, shard=shard_from_environment(rank, world_size),
+            desc=f"capture {run}",
+        )
+    if report.batches and not produced:  # rows already stored are not a silent failure
         warnings.warn(
             f"interp: capture_dataset ran {report.batches} batches ({report.examples} examples) "
             f"of run {run!r} but recorded nothing: no selected module ({', '.join(cap.names[:4])}) "
@@ -167,6 +134,115 @@ def capture_dataset(
             RuntimeWarning,
             stacklevel=2,
         )
+    return report
+
+
+def _run_batches(
+    batches: Iterable[Mapping[str, Any]], store: Store | str | os.PathLike[str],
+    work: Callable[[int, Mapping[str, Any], list[str]], list[dict[str, Any]]], *, run: str, kind: str,
+    model_name: str, resume: bool, progress: bool, total: int | None, shard: Shard, desc: str,
+) -> tuple[CaptureReport, int]:
+    """The loop both dataset functions share: this rank's batches, resume, one transaction per
+    batch, a progress bar. Returns the report and how many rows ``work`` produced."""
+    if shard.world_size > 1:
+        store = _rank_store(store, shard)
+    own_store = not isinstance(store, Store)
+    db = Store(store) if own_store else store
+    report = CaptureReport(run=run, store=str(db.path))
+    produced = 0  # rows computed, whether or not the store already had them
+    start = time.perf_counter()
+    if total is None and hasattr(batches, "__len__"):
+        total = len(batches)  # type: ignore[arg-type]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, disable=not progress, unit="batch", desc=desc)
+    try:
+        for index, batch in enumerate(batches):
+            if not isinstance(batch, Mapping) or "ids" not in batch:
+                raise TypeError(
+                    f"batch {index}: expected a mapping with 'ids' (and 'inputs', optional "
+                    f"'source'/'target'), got {type(batch).__name__}"
+                )
+            ids = [str(i) for i in batch["ids"]]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"batch {index}: duplicate example ids")
+            if not shard.owns(ids):
+                report.other_ranks += 1
+                bar.update(1)
+                continue
+            if resume and ids and db.examples(run=run, kind=kind, model=model_name, among=ids) >= set(ids):
+                report.skipped_batches += 1
+                bar.update(1)
+                continue
+            rows = work(index, batch, ids)
+            produced += len(rows)
+            report.records_written += db.add_many(rows)
+            report.batches += 1
+            report.examples += len(ids)
+            bar.update(1)
+            bar.set_postfix(records=report.records_written, skipped=report.skipped_batches)
+    finally:
+        bar.close()
+        if own_store:
+            db.close()
+    report.seconds = time.perf_counter() - start
+    return report, produced
+
+
+def attribute_dataset(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    store: Store | str | os.PathLike[str],
+    *,
+    run: str,
+    method: str = "integrated_gradients",
+    model_name: str | None = None,
+    seq2seq: bool = False,
+    resume: bool = True,
+    progress: bool = True,
+    total: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    **attribute_kwargs: Any,
+) -> CaptureReport:
+    """Attribute every batch with ``method`` and write one record per example to ``store``.
+
+    Each batch is ``{"ids": [...], "inputs": token ids [batch, src]}`` (a seq2seq model with
+    ``seq2seq=True``: ``"inputs": (src_ids, tgt_ids)``), optionally with ``"attention_mask"`` or
+    ``"lengths"`` (``"src_lengths"`` / ``"tgt_lengths"``), ``"target"`` (what to explain) and
+    ``"source"`` / ``"target_tokens"`` tokens. ``attribute_kwargs`` go to
+    :func:`interp.attribute` (``pad_id``, ``n_steps``, ``batch_size``, ...). Records are those of
+    :func:`interp.save_attribution` (kind = the method, params = its settings). Resume, progress
+    and sharding as in :func:`capture_dataset`.
+    """
+    from .attribution import attribute, attribute_seq2seq
+    from .attribution_methods import find_method
+    from .attribution_store import attribution_rows
+
+    kind = find_method(method).name
+    name = model_name or type(model).__name__
+    fp = fingerprint(model)
+
+    def work(index: int, batch: Mapping[str, Any], ids: list[str]) -> list[dict[str, Any]]:
+        if "inputs" not in batch:
+            raise TypeError(f"batch {index}: no 'inputs' (token ids to attribute)")
+        extra = {key: batch[key] for key in ("attention_mask", "lengths", "target", "src_lengths",
+                                              "tgt_lengths") if key in batch}
+        if seq2seq:
+            src, tgt = batch["inputs"]
+            result = attribute_seq2seq(model, src, tgt, method, **extra, **attribute_kwargs)
+        else:
+            result = attribute(model, batch["inputs"], method, **extra, **attribute_kwargs)
+        if result.scores.shape[0] != len(ids):
+            raise ShapeMismatchError(f"batch {index}: {result.scores.shape[0]} attributions for {len(ids)} ids")
+        return attribution_rows(result, run=run, examples=ids, model=name, fingerprint=fp,
+                                source=_tokens(batch, "source", len(ids)),
+                                target=_tokens(batch, "target_tokens", len(ids)))
+
+    report, _ = _run_batches(
+        batches, store, work, run=run, kind=kind, model_name=name, resume=resume, progress=progress,
+        total=total, shard=shard_from_environment(rank, world_size), desc=f"{kind} {run}",
+    )
     return report
 
 
@@ -214,4 +290,4 @@ def _rows(
     return rows
 
 
-__all__ = ["CaptureReport", "ShapeMismatchError", "capture_dataset"]
+__all__ = ["CaptureReport", "ShapeMismatchError", "attribute_dataset", "capture_dataset"]

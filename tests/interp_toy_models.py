@@ -153,3 +153,37 @@ class NoEmbedding(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         return self.out(self.lookup(nn.functional.one_hot(ids, self.vocab).float()).sum(1))
+
+
+def make_classifier(seed: int = 0) -> AttnClassifier:
+    """A small untrained attention classifier (the attribution dataset tests' model)."""
+    torch.manual_seed(seed)
+    return AttnClassifier(vocab=30, classes=3).eval()
+
+
+def classifier_batches(n: int = 8, batch: int = 4, delay: float = 0.0) -> list[dict] | object:
+    """``n`` batches of padded token ids with lengths and source tokens, as attribute_dataset reads."""
+    def make(i: int) -> dict:
+        g = torch.Generator().manual_seed(100 + i)
+        lengths = [7 - (j % 3) for j in range(batch)]
+        ids = torch.randint(1, 30, (batch, 7), generator=g)
+        ids = ids.masked_fill(torch.arange(7)[None] >= torch.tensor(lengths)[:, None], 0)
+        return {"ids": [f"doc{i * batch + j}" for j in range(batch)], "inputs": ids, "lengths": lengths,
+                "source": [[f"w{int(t)}" for t in ids[j, : lengths[j]]] for j in range(batch)]}
+
+    if delay <= 0:
+        return [make(i) for i in range(n)]
+
+    def slow():
+        import time
+
+        for i in range(n):
+            time.sleep(delay)
+            yield make(i)
+
+    return slow()
+
+
+def slow_classifier_batches():
+    """60 batches arriving 0.15 s apart: an attribution job long enough to be killed mid-way."""
+    return classifier_batches(n=60, delay=0.15)

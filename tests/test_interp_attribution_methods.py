@@ -231,3 +231,22 @@ def test_public_names():
     for name in ("register_method", "unregister_method", "available_methods", "AttributionMethod",
                  "GradientMethod", "PerturbationMethod"):
         assert name in dir(interp)
+
+
+def test_lime_weighs_subsets_not_token_ids(clf, ids):
+    """LIME's kernel is measured on the kept/removed vector (as the lime package does): renaming
+    the vocabulary (same model, permuted ids) leaves the scores unchanged."""
+    kept = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 1], [0, 0, 0, 0, 1], [1, 0, 0, 0, 0]])
+    # cosine distance to all-ones x 100, then sqrt(exp(-d^2 / 25^2)); the fifth column is padding
+    expected = torch.tensor([1.0, 0.50344, 3.3546e-4, 0.13534], dtype=torch.float64)
+    torch.testing.assert_close(am.lime_text_kernel(kept, 4), expected, rtol=1e-4, atol=1e-7)
+
+    perm = torch.cat([torch.tensor([0, 1]), torch.randperm(18, generator=torch.Generator().manual_seed(0)) + 2])
+    renamed = AttnClassifier(vocab=20, classes=3).eval()
+    renamed.load_state_dict(clf.state_dict())
+    with torch.no_grad():
+        renamed.embedding.weight[perm] = clf.embedding.weight
+    torch.testing.assert_close(renamed(perm[ids]), clf(ids))
+    before = attribute(clf, ids, "lime", pad_id=PAD, baseline_id=MASK, n_samples=40)
+    after = attribute(renamed, perm[ids], "lime", pad_id=PAD, baseline_id=MASK, n_samples=40)
+    torch.testing.assert_close(after.scores, before.scores)

@@ -151,3 +151,88 @@ def test_torchrun_two_processes_then_merge_equals_one_process(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     assert main(["merge", str(tmp_path / "out"), str(tmp_path / "merged.sqlite")]) == 0
     assert records(tmp_path / "merged.sqlite") == records(tmp_path / "one.sqlite")
+
+
+# --------------------------------------------------------------------------- attribution over a dataset
+
+
+def test_attribute_dataset_sharded_equals_one_process(tmp_path):
+    from interp.batch import attribute_dataset
+
+    from interp_toy_models import classifier_batches, make_classifier
+
+    model, data = make_classifier(), classifier_batches(n=10)
+    one = attribute_dataset(model, data, tmp_path / "one.sqlite", run="ig", pad_id=0, n_steps=8, progress=False)
+    assert one.batches == 10 and one.records_written == 40
+    for r in range(2):
+        attribute_dataset(model, data, tmp_path / "out", run="ig", pad_id=0, n_steps=8, progress=False,
+                          rank=r, world_size=2)
+    merge_stores(tmp_path / "out", tmp_path / "merged.sqlite")
+    assert records(tmp_path / "merged.sqlite") == records(tmp_path / "one.sqlite")
+    with Store(tmp_path / "one.sqlite") as s:
+        rec = s.one(example="doc5")
+        assert rec.kind == "integrated_gradients" and rec.params["n_steps"] == 8
+        assert rec.shape == (1, len(rec.source))  # cut to the real tokens
+        expected = interp.attribute(model, data[1]["inputs"], "ig", pad_id=0, n_steps=8, lengths=data[1]["lengths"])
+        torch.testing.assert_close(rec.tensor()[0], expected.scores[1, : len(rec.source)])
+    again = attribute_dataset(model, data, tmp_path / "one.sqlite", run="ig", pad_id=0, n_steps=8, progress=False)
+    assert again.skipped_batches == 10 and again.records_written == 0
+
+
+def test_a_killed_rank_relaunched_resumes_its_shard_without_duplicates(tmp_path):
+    """SIGKILL one rank of a two-rank `python -m interp attribute` run mid-way; its store stays
+    sound with whole batches only, the other rank's shard is untouched, and relaunching the same
+    command completes every shard: the merge equals a one-process run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from interp.batch import attribute_dataset
+
+    from interp_toy_models import classifier_batches, make_classifier
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "interp", "attribute", "--model", "interp_toy_models:make_classifier",
+               "--data", "interp_toy_models:slow_classifier_batches", "--store", str(tmp_path / "out"),
+               "--run-name", "ig", "--method", "saliency", "--pad-id", "0", "--no-progress"]
+    procs = [subprocess.Popen(command, env={**env, "RANK": str(r), "WORLD_SIZE": "2"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(2)]
+    victim = rank_store_path(tmp_path / "out", 1)
+    try:
+        deadline = time.time() + 120
+        seen = 0
+        while time.time() < deadline and procs[1].poll() is None:
+            if victim.exists():
+                try:
+                    with Store(victim, readonly=True) as s:
+                        seen = s.count()
+                except Exception:  # noqa: BLE001 - being created right now
+                    seen = 0
+                if seen >= 12:
+                    break
+            time.sleep(0.02)
+        assert procs[1].poll() is None, procs[1].communicate()[1]
+        os.kill(procs[1].pid, signal.SIGKILL)
+        procs[1].communicate(timeout=60)
+        out0, err0 = procs[0].communicate(timeout=180)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[1].returncode == -signal.SIGKILL and procs[0].returncode == 0, err0[-2000:]
+    with Store(victim) as s:
+        assert s.check() == [] and s.count() % 4 == 0 and 12 <= s.count()
+        kept = s.count()
+    relaunch = subprocess.run(command, env={**env, "RANK": "1", "WORLD_SIZE": "2"}, capture_output=True,
+                              text=True, timeout=240)
+    assert relaunch.returncode == 0, relaunch.stderr[-2000:]
+    assert f"{kept // 4} batches already stored" in relaunch.stdout
+    attribute_dataset(make_classifier(), classifier_batches(n=60), tmp_path / "one.sqlite", run="ig",
+                      method="saliency", pad_id=0, model_name="AttnClassifier", progress=False)
+    report = merge_stores(tmp_path / "out", tmp_path / "merged.sqlite")
+    assert report.duplicates == 0
+    assert records(tmp_path / "merged.sqlite") == records(tmp_path / "one.sqlite")
