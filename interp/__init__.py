@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         unregister_method,
     )
     from .attribution_store import save_attribution
-    from .batch import CaptureReport, ShapeMismatchError, capture_dataset
+    from .batch import CaptureReport, ShapeMismatchError, attribute_dataset, capture_dataset
     from .compare import alignment_error_rate, rationale_metrics, summarize
     from .compare import compare as compare_scores
     from .explorer_data import examples_from_batch
@@ -83,7 +83,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # the store and batch capture
     **{n: ("store", n) for n in ("Store", "StoredRecord", "StoreError", "CorruptRecordError",
                                  "fingerprint", "open_store")},
-    **{n: ("batch", n) for n in ("capture_dataset", "CaptureReport", "ShapeMismatchError")},
+    **{n: ("batch", n) for n in ("capture_dataset", "attribute_dataset", "CaptureReport", "ShapeMismatchError")},
     # attribution and its method registry
     **{n: ("attribution", n) for n in ("Attribution", "attribute", "attribute_seq2seq", "find_embedding")},
     **{n: ("attribution_methods", n) for n in (
@@ -126,7 +126,7 @@ __all__ = [
     "OUTPUT_WEIGHTS", "PerturbationMethod", "Record", "Shard", "ShapeMismatchError", "Store", "StoreError",
     "StoredRecord", "UnknownMethodError", "adversarial_attention", "aggregate",
     "alignment_error_rate", "aopc", "attention_modules", "attention_rollout", "attribute",
-    "attribute_seq2seq", "available_methods", "capture", "capture_attention", "capture_dataset",
+    "attribute_dataset", "attribute_seq2seq", "available_methods", "capture", "capture_attention", "capture_dataset",
     "compare_scores", "erasure", "examples_from_batch", "explore", "find_embedding",
     "find_extractor", "find_method", "fingerprint", "hooks_attached", "is_attention",
     "leave_one_out", "load_plugins", "merge_stores", "open_store", "permutation_test", "rationale_metrics",

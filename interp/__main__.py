@@ -17,6 +17,7 @@ function (not a module or dataset) is called with no arguments to build the obje
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -24,7 +25,8 @@ import sys
 import time
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import InterpError
@@ -87,6 +89,48 @@ def load_object(spec: str, *, what: str) -> Any:
     return obj
 
 
+def _device(choice: str) -> Any:
+    """``auto``: this process's GPU (``cuda:LOCAL_RANK``, one process per device under torchrun)
+    when CUDA is present, else the CPU."""
+    import torch
+
+    if choice != "auto":
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _rank_log(store: str) -> Iterator[None]:
+    """In a sharded run: log this rank's start, end or failure to ``store/rank-NNNNN.log``, and
+    turn a failure into one error line naming the rank and its log (the other ranks' shards keep
+    every batch they committed)."""
+    from .shard import shard_from_environment
+
+    shard = shard_from_environment()
+    if shard.world_size == 1:
+        yield
+        return
+    folder = Path(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"rank-{shard.rank:05d}.log"
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} rank {shard.rank} of {shard.world_size}: started\n")
+    try:
+        yield
+    except Exception as exc:
+        import traceback
+
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed:\n{traceback.format_exc()}")
+        raise CliError(f"rank {shard.rank} of {shard.world_size} failed: {_one_line(exc)} (log: {log}); "
+                       f"the other ranks' stores keep every batch they committed, and relaunching the "
+                       f"same command resumes every shard") from exc
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} finished\n")
+
+
 def _cmd_capture(args: argparse.Namespace) -> int:
     import torch
     import torch.nn as nn
@@ -105,11 +149,13 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     if args.modules:
         modules = args.modules if len(args.modules) > 1 else args.modules[0]
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    report = capture_dataset(
-        model, data, args.store, run=args.run, modules=modules, model_name=args.model_name,
-        dtype=dtype, kind=args.kind, step=args.step, resume=not args.no_resume,
-        progress=not args.no_progress,
-    )
+    device = _device(args.device)
+    with _rank_log(args.store):
+        report = capture_dataset(
+            model.to(device), data, args.store, run=args.run, modules=modules, model_name=args.model_name,
+            dtype=dtype, kind=args.kind, step=args.step, resume=not args.no_resume,
+            progress=not args.no_progress, device=device,
+        )
     others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
     print(
         f"run {report.run!r}: {report.batches} batches captured ({report.examples} examples, "
@@ -143,10 +189,13 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     for key in ("pad_id", "baseline_id", "batch_size"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    report = attribute_dataset(
-        model, data, args.store, run=args.run, method=args.method, model_name=args.model_name,
-        seq2seq=args.seq2seq, resume=not args.no_resume, progress=not args.no_progress, **settings,
-    )
+    device = _device(args.device)
+    with _rank_log(args.store):
+        report = attribute_dataset(
+            model.to(device), data, args.store, run=args.run, method=args.method, model_name=args.model_name,
+            seq2seq=args.seq2seq, resume=not args.no_resume, progress=not args.no_progress, device=device,
+            **settings,
+        )
     others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
     print(
         f"run {report.run!r}: {report.batches} batches attributed with {args.method} ({report.examples} "
@@ -305,7 +354,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     with _open(args.store) as store:
         n = store.export_parquet(args.out, errors="warn" if args.skip_bad else "raise",
-                                 overwrite=args.force, **_filters(args))
+                                 overwrite=args.force, partition_by=("run", "module") if args.partition else None,
+                                 **_filters(args))
     print(f"exported {n} records to {safe_text(args.out)}")
     return 0
 
@@ -366,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train", action="store_true", help="keep the model in train mode (default: eval)")
     c.add_argument("--no-resume", action="store_true", help="run every batch even if already stored")
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is present, else cpu), or a device")
     c.set_defaults(func=_cmd_capture)
 
     a = sub.add_parser("attribute", help="attribute a dataset's predictions to its tokens into a store")
@@ -383,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seq2seq", action="store_true", help="inputs are (src_ids, tgt_ids) of a seq2seq model")
     a.add_argument("--no-resume", action="store_true")
     a.add_argument("--no-progress", action="store_true")
+    a.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is present, else cpu), or a device")
     a.set_defaults(func=_cmd_attribute)
 
     m = sub.add_parser("modules", help="list a model's module names, types and extractors")
@@ -413,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out")
     e.add_argument("--skip-bad", action="store_true", help="warn about and skip damaged records")
     e.add_argument("--force", action="store_true", help="replace OUT if it exists (never the store itself)")
+    e.add_argument("--partition", action="store_true",
+                   help="write OUT as a folder: a Parquet dataset partitioned by run and module")
     for f in ("run", "model", "module", "example", "kind"):
         e.add_argument(f"--{f}")
     e.set_defaults(func=_cmd_export)

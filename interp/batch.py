@@ -84,6 +84,7 @@ def capture_dataset(
     total: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    device: torch.device | str | None = None,
 ) -> CaptureReport:
     """Capture attention for every batch and write it to ``store``, one transaction per batch.
 
@@ -97,7 +98,8 @@ def capture_dataset(
     Sharded (``rank`` / ``world_size`` given, or a ``torch.distributed`` process group, or
     ``torchrun``'s ``RANK`` / ``WORLD_SIZE``): this process captures only its batches
     (:class:`interp.shard.Shard`) into ``store/rank-NNNNN.sqlite``, where ``store`` is a folder;
-    ``python -m interp merge store/ merged.sqlite`` combines the shards.
+    ``python -m interp merge store/ merged.sqlite`` combines the shards. ``device``: where the
+    batch's tensors are moved before the forward (the model must already be there).
     """
     cap = Capture(model, modules, dtype=dtype)
     cap._warn_idle = False  # reported below, with the batch counts
@@ -111,7 +113,7 @@ def capture_dataset(
             else:
                 if "inputs" not in batch:
                     raise TypeError(f"batch {index}: no 'inputs' (or pass forward=)")
-                call_model(model, batch["inputs"])
+                call_model(model, to_device(batch["inputs"], device))
         rows = _rows(cap, ids, source, target, queries, run=run, model=name, fp=fp,
                      kind=kind, step=step, batch_index=index)
         cap.clear()
@@ -203,6 +205,7 @@ def attribute_dataset(
     total: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    device: torch.device | str | None = None,
     **attribute_kwargs: Any,
 ) -> CaptureReport:
     """Attribute every batch with ``method`` and write one record per example to ``store``.
@@ -213,7 +216,7 @@ def attribute_dataset(
     ``"source"`` / ``"target_tokens"`` tokens. ``attribute_kwargs`` go to
     :func:`interp.attribute` (``pad_id``, ``n_steps``, ``batch_size``, ...). Records are those of
     :func:`interp.save_attribution` (kind = the method, params = its settings). Resume, progress
-    and sharding as in :func:`capture_dataset`.
+    and sharding (and ``device``) as in :func:`capture_dataset`.
     """
     from .attribution import attribute, attribute_seq2seq
     from .attribution_methods import find_method
@@ -226,13 +229,14 @@ def attribute_dataset(
     def work(index: int, batch: Mapping[str, Any], ids: list[str]) -> list[dict[str, Any]]:
         if "inputs" not in batch:
             raise TypeError(f"batch {index}: no 'inputs' (token ids to attribute)")
-        extra = {key: batch[key] for key in ("attention_mask", "lengths", "target", "src_lengths",
-                                              "tgt_lengths") if key in batch}
+        extra = {key: to_device(batch[key], device) for key in (
+            "attention_mask", "lengths", "target", "src_lengths", "tgt_lengths") if key in batch}
+        inputs = to_device(batch["inputs"], device)
         if seq2seq:
-            src, tgt = batch["inputs"]
+            src, tgt = inputs
             result = attribute_seq2seq(model, src, tgt, method, **extra, **attribute_kwargs)
         else:
-            result = attribute(model, batch["inputs"], method, **extra, **attribute_kwargs)
+            result = attribute(model, inputs, method, **extra, **attribute_kwargs)
         if result.scores.shape[0] != len(ids):
             raise ShapeMismatchError(f"batch {index}: {result.scores.shape[0]} attributions for {len(ids)} ids")
         return attribution_rows(result, run=run, examples=ids, model=name, fingerprint=fp,
@@ -244,6 +248,19 @@ def attribute_dataset(
         total=total, shard=shard_from_environment(rank, world_size), desc=f"{kind} {run}",
     )
     return report
+
+
+def to_device(inputs: Any, device: torch.device | str | None) -> Any:
+    """``inputs`` with every tensor (also inside tuples, lists and dicts) moved to ``device``."""
+    if device is None:
+        return inputs
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device)
+    if isinstance(inputs, Mapping):
+        return {k: to_device(v, device) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(to_device(v, device) for v in inputs)
+    return inputs
 
 
 def _rank_store(store: Any, shard: Shard) -> Path:

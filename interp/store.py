@@ -721,12 +721,15 @@ class Store:
         batch_size: int = 1024,
         errors: Errors = "raise",
         overwrite: bool = False,
+        partition_by: Sequence[str] | None = None,
         **filters: Any,
     ) -> int:
-        """Write matching records to a Parquet file; see :func:`interp.store_parquet.export_parquet`."""
+        """Write matching records to a Parquet file (or, with ``partition_by``, a partitioned
+        Parquet dataset folder); see :func:`interp.store_parquet.export_parquet`."""
         from .store_parquet import export_parquet
 
-        return export_parquet(self, path, batch_size=batch_size, errors=errors, overwrite=overwrite, **filters)
+        return export_parquet(self, path, batch_size=batch_size, errors=errors, overwrite=overwrite,
+                              partition_by=partition_by, **filters)
 
     def import_parquet(
         self, path: str | os.PathLike[str], *, batch_size: int = 256,

@@ -24,6 +24,8 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,9 +89,14 @@ def export_parquet(
     batch_size: int = 1024,
     errors: Errors = "raise",
     overwrite: bool = False,
+    partition_by: Sequence[str] | None = None,
     **filters: Any,
 ) -> int:
     """Write matching records (metadata + arrays as list columns) to a Parquet file, streaming.
+
+    With ``partition_by`` (e.g. ``("run", "module")``), ``path`` is a folder that receives a
+    Hive-partitioned Parquet dataset (``run=.../module=.../part-0.parquet``), which DuckDB,
+    Spark or Dask read as one table (``read_parquet('out/**/*.parquet', hive_partitioning=true)``).
 
     Columns: run, model, fingerprint, module, example, step, kind, params (JSON), source and
     target (lists of strings), dtype (as stored), shape (list of ints), values (the array
@@ -101,25 +108,99 @@ def export_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = check_output(path, inputs=[store.path], overwrite=overwrite, flag="overwrite=True (--force)")
     schema = arrow_schema(pa)
+    if partition_by:
+        return _export_dataset(store, path, schema, batch_size=batch_size, errors=errors,
+                               overwrite=overwrite, partition_by=list(partition_by), filters=filters)
+    out = check_output(path, inputs=[store.path], overwrite=overwrite, flag="overwrite=True (--force)")
     written = 0
     with replace_atomically(out) as tmp:
         writer = pq.ParquetWriter(str(tmp), schema)
         try:
-            buf: list[tuple[StoredRecord, np.ndarray]] = []
-            for rec, arr in store.arrays(errors=errors, **filters):
-                buf.append((rec, arr))
-                if len(buf) >= batch_size:
-                    writer.write_table(_arrow_table(pa, schema, buf))
-                    written += len(buf)
-                    buf = []
-            if buf:
-                writer.write_table(_arrow_table(pa, schema, buf))
-                written += len(buf)
+            for table in _tables(store, schema, batch_size, errors, filters):
+                writer.write_table(table)
+                written += table.num_rows
         finally:
             writer.close()
     return written
+
+
+def _tables(store: Store, schema: Any, batch_size: int, errors: Errors, filters: dict[str, Any]) -> Iterator[Any]:
+    """The matching records as Arrow tables of at most ``batch_size`` rows."""
+    import pyarrow as pa
+
+    buf: list[tuple[StoredRecord, np.ndarray]] = []
+    for rec, arr in store.arrays(errors=errors, **filters):
+        buf.append((rec, arr))
+        if len(buf) >= batch_size:
+            yield _arrow_table(pa, schema, buf)
+            buf = []
+    if buf:
+        yield _arrow_table(pa, schema, buf)
+
+
+def _export_dataset(store: Store, path: Any, schema: Any, *, batch_size: int, errors: Errors,
+                    overwrite: bool, partition_by: list[str], filters: dict[str, Any]) -> int:
+    """A Hive-partitioned Parquet dataset in the folder ``path``: one file per partition,
+    ``col=value/...`` folders (values URL-encoded), the partition columns in the folder names only.
+    Written into a temporary folder beside ``path`` and moved into place at the end."""
+    import shutil
+    import urllib.parse
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    unknown = [c for c in partition_by if c not in schema.names or c in ("values", "shape", "source", "target")]
+    if unknown:
+        raise ValueError(f"cannot partition by {unknown}; partition by metadata columns such as run, module, kind")
+    out = Path(path)
+    if out.resolve() == Path(store.path).resolve():
+        raise StoreError(f"{out}: that is the store itself; export to a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise StoreError(f"{out} exists and is not an empty folder; choose a new folder or pass "
+                         "overwrite=True (--force) to replace it")
+    file_schema = pa_schema_without(schema, partition_by)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    writers: dict[tuple[str, ...], Any] = {}
+    written = 0
+    try:
+        for table in _tables(store, schema, batch_size, errors, filters):
+            keys = list(zip(*(table.column(c).to_pylist() for c in partition_by), strict=True))
+            for key in dict.fromkeys(keys):
+                mask = pc.equal(table.column(partition_by[0]), key[0])
+                for column, value in zip(partition_by[1:], key[1:], strict=True):
+                    mask = pc.and_(mask, pc.equal(table.column(column), value))
+                part = table.filter(mask).drop_columns(partition_by)
+                if key not in writers:
+                    folder = tmp.joinpath(*(f"{c}={urllib.parse.quote(str(v), safe='')}"
+                                            for c, v in zip(partition_by, key, strict=True)))
+                    folder.mkdir(parents=True, exist_ok=True)
+                    writers[key] = pq.ParquetWriter(str(folder / "part-0.parquet"), file_schema)
+                writers[key].write_table(part)
+            written += table.num_rows
+    except BaseException:
+        for writer in writers.values():
+            writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for writer in writers.values():
+        writer.close()
+    if not writers:
+        tmp.mkdir(parents=True, exist_ok=True)
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return written
+
+
+def pa_schema_without(schema: Any, columns: Sequence[str]) -> Any:
+    """``schema`` without ``columns``, its metadata kept."""
+    import pyarrow as pa
+
+    return pa.schema([f for f in schema if f.name not in set(columns)], metadata=schema.metadata)
 
 
 def _open_parquet(path: str | os.PathLike[str]) -> Any:

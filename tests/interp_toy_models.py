@@ -187,3 +187,13 @@ def classifier_batches(n: int = 8, batch: int = 4, delay: float = 0.0) -> list[d
 def slow_classifier_batches():
     """60 batches arriving 0.15 s apart: an attribution job long enough to be killed mid-way."""
     return classifier_batches(n=60, delay=0.15)
+
+
+def batches_with_a_broken_one():
+    """``classifier_batches(8)`` with float "token ids" in the first batch that rank 1 of 2 owns."""
+    from interp.shard import Shard
+
+    data = classifier_batches(n=8)
+    broken = next(b for b in data if Shard(1, 2).owns(b["ids"]))
+    broken["inputs"] = broken["inputs"].float()
+    return data

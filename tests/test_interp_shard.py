@@ -236,3 +236,58 @@ def test_a_killed_rank_relaunched_resumes_its_shard_without_duplicates(tmp_path)
     report = merge_stores(tmp_path / "out", tmp_path / "merged.sqlite")
     assert report.duplicates == 0
     assert records(tmp_path / "merged.sqlite") == records(tmp_path / "one.sqlite")
+
+
+def test_a_failing_rank_names_itself_and_its_log_and_leaves_the_others_intact(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "interp", "attribute", "--model", "interp_toy_models:make_classifier",
+               "--data", "interp_toy_models:batches_with_a_broken_one", "--store", str(tmp_path / "out"),
+               "--run-name", "s", "--method", "saliency", "--pad-id", "0", "--no-progress"]
+    runs = [subprocess.run(command, env={**env, "RANK": str(r), "WORLD_SIZE": "2"}, capture_output=True,
+                           text=True, timeout=240) for r in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    assert runs[1].returncode != 0
+    log = tmp_path / "out" / "rank-00001.log"
+    assert "rank 1 of 2 failed" in runs[1].stderr and str(log) in runs[1].stderr
+    assert "integer token ids" in runs[1].stderr and "integer token ids" in log.read_text()
+    from interp_toy_models import batches_with_a_broken_one
+
+    owned = [b for b in batches_with_a_broken_one() if Shard(0, 2).owns(b["ids"])]
+    with Store(rank_store_path(tmp_path / "out", 0), readonly=True) as s:
+        assert s.check() == [] and s.examples(run="s") == {i for b in owned for i in b["ids"]}
+    with Store(rank_store_path(tmp_path / "out", 1), readonly=True) as s:
+        assert s.check() == [] and s.count() % 4 == 0  # whole batches, up to the failure
+
+
+def test_a_partitioned_export_is_one_table_for_duckdb(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    model = make_seq2seq()
+    for r in range(2):
+        capture_dataset(model, batches(n=6), tmp_path / "out", run="r", progress=False, rank=r, world_size=2)
+    merge_stores(tmp_path / "out", tmp_path / "m.sqlite")
+    with Store(tmp_path / "m.sqlite") as s:
+        s.add(torch.rand(3, 3), run="other", module="enc", example="x")
+        total = len(s)
+        assert s.export_parquet(tmp_path / "ds", partition_by=("run", "module")) == total
+        with pytest.raises(interp.StoreError, match="not an empty folder"):
+            s.export_parquet(tmp_path / "ds", partition_by=("run", "module"))
+        with pytest.raises(ValueError, match="cannot partition by"):
+            s.export_parquet(tmp_path / "ds2", partition_by=("values",))
+        expected = {(rec.run, rec.module): 0 for rec in s.query()}
+        for rec, arr in s.arrays():
+            expected[rec.run, rec.module] += arr.size
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["run=other", "run=r"]
+    rows = duckdb.connect().execute(f"""
+        SELECT run, module, count(*) AS records, sum(len("values")) AS numbers
+        FROM read_parquet('{tmp_path / "ds"}/**/*.parquet', hive_partitioning = true)
+        GROUP BY run, module ORDER BY run, module
+    """).fetchall()
+    assert sum(r[2] for r in rows) == total
+    assert {(r[0], r[1]): r[3] for r in rows} == expected
+    assert main(["export", str(tmp_path / "m.sqlite"), str(tmp_path / "ds"), "--partition", "--force"]) == 0
