@@ -388,7 +388,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     *sources, dest = args.paths
     if not sources:
         raise CliError("merge needs the shards (a folder of rank-*.sqlite, or store files) and the destination")
-    report = merge_stores(sources[0] if len(sources) == 1 else sources, dest)
+    report = merge_stores(sources, dest)
     print(f"merged {len(report.sources)} stores into {safe_text(dest)}: {report.added} records added, "
           f"{report.duplicates} already there (skipped)")
     return 0

@@ -93,7 +93,7 @@ class MergeReport:
 
 def merge_stores(sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
                  dest: str | os.PathLike[str], *, batch_size: int = 512) -> MergeReport:
-    """Add every record of ``sources`` (store files, or a folder of ``rank-*.sqlite``) to ``dest``.
+    """Add every record of ``sources`` (store files, or folders of ``rank-*.sqlite``) to ``dest``.
 
     Records already in ``dest`` (the store's unique key) are skipped and counted, so merging a
     shard twice, or re-running a merge, adds nothing. Refused before anything is written: a
@@ -104,10 +104,9 @@ def merge_stores(sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
     from .store import Store
     from .store_record import labels_of
 
-    if isinstance(sources, (str, os.PathLike)):
-        paths = shard_stores(sources) if Path(sources).is_dir() else [Path(sources)]
-    else:
-        paths = [Path(p) for p in sources]
+    listed = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    paths = [p for source in listed
+             for p in (shard_stores(source) if Path(source).is_dir() else [Path(source)])]
     dest_path = Path(dest)
     if any(p.resolve() == dest_path.resolve() for p in paths if p.exists()):
         raise MergeError(f"{dest}: the destination is also a source; merge into a new store")

@@ -125,6 +125,11 @@ def test_merge_on_the_command_line(tmp_path, capsys):
         capture_dataset(model, batches(n=6), tmp_path / "out", run="r", progress=False, rank=r, world_size=2)
     assert main(["merge", str(tmp_path / "out"), str(tmp_path / "m.sqlite")]) == 0
     assert "records added" in capsys.readouterr().out
+    for r in range(2):  # a second run in another folder: both folders merge in one command
+        capture_dataset(model, batches(n=6), tmp_path / "more", run="r2", progress=False, rank=r, world_size=2)
+    assert main(["merge", str(tmp_path / "out"), str(tmp_path / "more"), str(tmp_path / "both.sqlite")]) == 0
+    with Store(tmp_path / "both.sqlite") as s:
+        assert {row["run"] for row in s.summary()} == {"r", "r2"} and len(s) == 2 * 24
     assert interp.merge_stores is merge_stores
 
 
