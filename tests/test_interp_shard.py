@@ -296,3 +296,35 @@ def test_a_partitioned_export_is_one_table_for_duckdb(tmp_path):
     assert sum(r[2] for r in rows) == total
     assert {(r[0], r[1]): r[3] for r in rows} == expected
     assert main(["export", str(tmp_path / "m.sqlite"), str(tmp_path / "ds"), "--partition", "--force"]) == 0
+
+
+def test_an_initialised_gloo_process_group_sets_the_shard(tmp_path):
+    """Inside a user's own torch.distributed program (gloo, 2 processes), capture_dataset takes
+    its rank and world size from the process group, with no arguments."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        "import torch.distributed as dist\n"
+        "from test_interp_models import batches, make_seq2seq\n"
+        "import interp\n"
+        "dist.init_process_group('gloo')\n"
+        "report = interp.capture_dataset(make_seq2seq(), batches(n=8), sys.argv[1], run='r', progress=False)\n"
+        "print(f'rank {dist.get_rank()}: {report.batches} batches, {report.other_ranks} to others')\n"
+        "dist.barrier()\n"
+        "dist.destroy_process_group()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert rank_store_path(tmp_path / "out", 0).is_file() and rank_store_path(tmp_path / "out", 1).is_file()
+    capture_dataset(make_seq2seq(), batches(n=8), tmp_path / "one.sqlite", run="r", progress=False,
+                    rank=0, world_size=1)
+    merge_stores(tmp_path / "out", tmp_path / "m.sqlite")
+    assert records(tmp_path / "m.sqlite") == records(tmp_path / "one.sqlite")
