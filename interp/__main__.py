@@ -133,17 +133,10 @@ def _rank_log(store: str) -> Iterator[None]:
 
 def _cmd_capture(args: argparse.Namespace) -> int:
     import torch
-    import torch.nn as nn
 
     from .batch import capture_dataset
 
-    model = load_object(args.model, what="model")
-    if not isinstance(model, nn.Module):
-        raise SystemExit(f"error: --model {args.model} gave a {type(model).__name__}, not an nn.Module")
-    if args.weights:
-        model.load_state_dict(_load_weights(args.weights, model))
-    if not args.train:
-        model.eval()
+    model = _model_from(args, train=args.train)
     data = load_object(args.data, what="data")
     modules: Any = None
     if args.modules:
@@ -156,26 +149,35 @@ def _cmd_capture(args: argparse.Namespace) -> int:
             dtype=dtype, kind=args.kind, step=args.step, resume=not args.no_resume,
             progress=not args.no_progress, device=device,
         )
-    others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
-    print(
-        f"run {report.run!r}: {report.batches} batches captured ({report.examples} examples, "
-        f"{report.records_written} records written), {report.skipped_batches} batches already "
-        f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
-    )
+    _print_report(report, "captured")
     return 0
 
 
-def _cmd_attribute(args: argparse.Namespace) -> int:
+def _model_from(args: argparse.Namespace, *, train: bool = False) -> Any:
+    """The ``--model`` object, with ``--weights`` loaded, in eval mode unless ``train``."""
     import torch.nn as nn
-
-    from .batch import attribute_dataset
 
     model = load_object(args.model, what="model")
     if not isinstance(model, nn.Module):
         raise SystemExit(f"error: --model {args.model} gave a {type(model).__name__}, not an nn.Module")
     if args.weights:
         model.load_state_dict(_load_weights(args.weights, model))
-    model.eval()
+    return model if train else model.eval()
+
+
+def _print_report(report: Any, done: str) -> None:
+    others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
+    print(
+        f"run {report.run!r}: {report.batches} batches {done} ({report.examples} examples, "
+        f"{report.records_written} records written), {report.skipped_batches} batches already "
+        f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
+    )
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    from .batch import attribute_dataset
+
+    model = _model_from(args)
     data = load_object(args.data, what="data")
     settings: dict[str, Any] = {}
     for item in args.set or []:
@@ -196,12 +198,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
             seq2seq=args.seq2seq, resume=not args.no_resume, progress=not args.no_progress, device=device,
             **settings,
         )
-    others = f", {report.other_ranks} left to other ranks" if report.other_ranks else ""
-    print(
-        f"run {report.run!r}: {report.batches} batches attributed with {args.method} ({report.examples} "
-        f"examples, {report.records_written} records written), {report.skipped_batches} batches already "
-        f"stored{others}, {report.seconds:.1f}s -> {safe_text(report.store)}"
-    )
+    _print_report(report, f"attributed with {args.method}")
     return 0
 
 

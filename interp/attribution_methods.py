@@ -21,7 +21,6 @@ Third parties subclass :class:`GradientMethod` (implement ``attribute_embeddings
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import threading
 import warnings
@@ -32,6 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ._plugins import load_entry_points
 from .errors import InterpError
 
 __all__ = [
@@ -558,21 +558,15 @@ def load_method_plugins(force: bool = False) -> list[str]:
     if _plugins_loaded and not force:
         return []
     _plugins_loaded = True
-    loaded = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, AttributionMethod) or isinstance(obj, AttributionMethod):
-                register_method(obj, replace=True)
-            elif callable(obj):
-                obj()
-            loaded.append(ep.name)
-        except Exception as exc:  # noqa: BLE001 - report and carry on
-            warnings.warn(
-                f"interp: attribution-method plugin {ep.name!r} ({ep.value}) failed to load: "
-                f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2,
-            )
-    return loaded
+    return load_entry_points(ENTRY_POINT_GROUP, _register_plugin, "attribution-method")
+
+
+def _register_plugin(obj: Any) -> None:
+    """A plugin is a method class or instance (registered here), or a function that registers."""
+    if isinstance(obj, type) and issubclass(obj, AttributionMethod) or isinstance(obj, AttributionMethod):
+        register_method(obj, replace=True)
+    elif callable(obj):
+        obj()
 
 
 def find_method(name: str) -> AttributionMethod:

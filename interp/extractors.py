@@ -30,15 +30,15 @@ extractors with the decorator) or a zero-argument callable that registers them.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import threading
 import typing
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 from torch import Tensor, nn
+
+from ._plugins import load_entry_points
 
 ENTRY_POINT_GROUP = "interp.extractors"
 
@@ -215,21 +215,13 @@ def load_plugins(force: bool = False) -> list[str]:
         if _plugins_loaded and not force:
             return []
         _plugins_loaded = True
-        loaded = []
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                if callable(obj) and not isinstance(obj, type):
-                    obj()
-                loaded.append(ep.name)
-            except Exception as exc:  # noqa: BLE001 - report and carry on
-                warnings.warn(
-                    f"interp: extractor plugin {ep.name!r} ({ep.value}) failed to load: "
-                    f"{type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        return loaded
+        return load_entry_points(ENTRY_POINT_GROUP, _call_if_function, "extractor")
+
+
+def _call_if_function(obj: Any) -> None:
+    """An extractor plugin is a module (registering on import) or a function that registers."""
+    if callable(obj) and not isinstance(obj, type):
+        obj()
 
 
 def _lookup(cls: type, *, generic: bool) -> Extractor | None:

@@ -164,7 +164,7 @@ def test_entry_point_plugins_are_loaded_on_a_miss(clf, ids, monkeypatch):
     broken = importlib.metadata.EntryPoint(
         name="broken", value="no_such_module_here:Method", group=am.ENTRY_POINT_GROUP
     )
-    monkeypatch.setattr(am.importlib.metadata, "entry_points",
+    monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda group: [ep, broken] if group == am.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(am, "_plugins_loaded", False)
     try:
