@@ -73,6 +73,18 @@ def claim(name: str, value: Any, op: str, threshold: float, *, breaks: str, why:
     return holds
 
 
+def holds(value: Any, op: str, threshold: float) -> bool:
+    """Whether ``value op threshold`` holds, without recording or asserting anything.
+
+    For exercises that break a mechanism and check that a lesson's claim would then fail
+    (``assert not holds(broken_value, ">=", 0.9)``); a NaN never holds.
+    """
+    if op not in OPERATORS:
+        raise ValueError(f"op must be one of {sorted(OPERATORS)}, got {op!r}")
+    number = _as_float("holds", value)
+    return not math.isnan(number) and OPERATORS[op](number, threshold)
+
+
 def finding(name: str, value: Any) -> float:
     """Record and print a seed-dependent measurement: shown with its spread, never asserted."""
     number = _as_float(name, value)
