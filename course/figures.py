@@ -148,9 +148,11 @@ def plot_training(histories: Any, *, ax: Any = None, title: str = "training and 
     for colour, (name, history) in zip(colours, named.items()):
         train, val = _curves(history, name)
         prefix = "" if single else f"{name}: "
-        ax.plot(range(1, len(train) + 1), train, color=colour, label=f"{prefix}training")
+        marker = {"marker": "o", "markersize": 3} if len(train) <= 40 else {}  # one epoch is a dot, not nothing
+        ax.plot(range(1, len(train) + 1), train, color=colour, label=f"{prefix}training", **marker)
         if val:
-            ax.plot(range(1, len(val) + 1), val, color=colour, linestyle="--", label=f"{prefix}validation")
+            ax.plot(range(1, len(val) + 1), val, color=colour, linestyle="--", label=f"{prefix}validation",
+                    **marker)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     if logy:
