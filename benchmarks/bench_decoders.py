@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from course.batching import make_loader
+from course.data.loaders import make_loader
+from course.data.vocab import Vocab
 from course.seq2seq import Seq2SeqConfig, build_seq2seq
 from course.tasks import load_task
 from course.training import sequence_loss
-from course.vocab import Vocab
 
 
 def one_epoch(model, batches, parallel: bool | None) -> float:

@@ -30,13 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course.batching import Batch, make_loader  # noqa: E402
-from course.losses import variant_loss  # noqa: E402
+from course.data.batches import Batch
+from course.data.loaders import make_loader  # noqa: E402
+from course.data.vocab import Vocab  # noqa: E402
 from course.seeding import seed_everything  # noqa: E402
 from course.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq  # noqa: E402
+from course.seq2seq.losses import Seq2SeqLoss  # noqa: E402
 from course.tasks import load_task  # noqa: E402
 from course.training import sequence_loss  # noqa: E402
-from course.vocab import Vocab  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "plain (no attention)": dict(decoder="plain"),
@@ -134,8 +135,8 @@ def main() -> None:
                                generator=torch.Generator().manual_seed(0), bucket_by_length=True))
     models = {name: build(name, src_vocab, tgt_vocab) for name in VARIANTS}
     for model in models.values():  # warm-up: first calls allocate and dispatch slowly
-        epoch_seconds(model, batches[:1], variant_loss)
-    jobs = {name: (lambda m=model: epoch_seconds(m, batches, variant_loss)) for name, model in models.items()}
+        epoch_seconds(model, batches[:1], Seq2SeqLoss())
+    jobs = {name: (lambda m=model: epoch_seconds(m, batches, Seq2SeqLoss())) for name, model in models.items()}
     seconds = median_rounds(jobs, args.repeats)
 
     mean_src = statistics.mean(len(p["src"]) for p in pairs)

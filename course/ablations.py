@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from course.attention import SoftmaxNormalizer, expand_key_mask
+from course.attention import SoftmaxNormalizer
+from course.masks import expand_key_mask
 
 
 class UniformNormalizer(nn.Module):
@@ -25,8 +26,8 @@ class UniformNormalizer(nn.Module):
 
 
 def _is_normalizer(module: nn.Module) -> bool:
+    from course.attention.normalizers import HardNormalizer, SparseNormalizer
     from course.models.memory import LinearNormalizer
-    from course.normalizers import HardNormalizer, SparseNormalizer
 
     return isinstance(module, (SoftmaxNormalizer, SparseNormalizer, HardNormalizer, LinearNormalizer))
 

@@ -21,8 +21,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from course.data.vocab import Vocab
 from course.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
-from course.vocab import Vocab
 
 FORMAT = "lstm-attention-checkpoint/1"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.batching import make_loader
+from course.data.loaders import make_loader
+from course.data.vocab import Vocab
 from course.seq2seq import Seq2SeqConfig, build_seq2seq
-from course.vocab import Vocab
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from course.attention import Attention
-from course.normalizers import NORMALIZERS, HardNormalizer, make_normalizer
-from course.scores import make_score
-from course.windows import make_window
+from course.attention.normalizers import NORMALIZERS, HardNormalizer, make_normalizer
+from course.attention.scores import make_score
+from course.attention.windows import make_window
 
 B, Q, K, D = 2, 3, 6, 8
 # Every normaliser, the hard ones both at inference and in training.

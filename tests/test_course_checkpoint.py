@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 
 import course.checkpoint as checkpoint
 from course.checkpoint import load_seq2seq, save_seq2seq
+from course.data.vocab import Vocab
 from course.seq2seq import Seq2SeqConfig, build_seq2seq
-from course.vocab import Vocab
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from course.encoder import LSTMEncoder
 from course.seeding import seed_everything
+from course.seq2seq.encoder import LSTMEncoder
+from course.seq2seq.losses import Seq2SeqLoss
 from course.training import seq2seq_loss
 
 from conftest import make_model
@@ -89,7 +90,7 @@ def test_parallel_path_equals_step_loop(toy_batch, toy_vocab, decoder):
     model = make_model(toy_vocab, decoder).eval()
     memory = model.encode(toy_batch.src, toy_batch.src_lengths)
     parallel = model.decoder(toy_batch.tgt_in, memory)
-    from course.decoders import StepDecoder
+    from course.seq2seq.decoders import StepDecoder
 
     loop = StepDecoder.forward(model.decoder, toy_batch.tgt_in, memory)
     torch.testing.assert_close(parallel.logits, loop.logits)
@@ -113,8 +114,7 @@ def test_determinism_across_two_runs(toy_batch, toy_vocab, decoder):
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         for _ in range(3):
             opt.zero_grad()
-            loss = seq2seq_loss(model, toy_batch, teacher_forcing_ratio=0.5,
-                                generator=torch.Generator().manual_seed(1))
+            loss = Seq2SeqLoss(teacher_forcing=0.5, generator=torch.Generator().manual_seed(1))(model, toy_batch)
             loss.backward()
             opt.step()
         return loss.item(), [p.detach().clone() for p in model.parameters()]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.pointer import (
+from course.data.vocab import UNK, Vocab
+from course.seq2seq.pointer import (
     decode_extended,
     extended_source_ids,
     extended_target_ids,
     pointer_generator_distribution,
     pointer_nll,
 )
-from course.vocab import UNK, Vocab
 
 VOCAB = Vocab(["the", "cat", "sat", "on", "mat"])  # ids 4..8 after the four specials
 

@@ -7,7 +7,9 @@ import random
 import pytest
 import torch
 
-from course.pointer_generator import (
+from course.data.vocab import EOS, SOS, UNK, Vocab
+from course.seq2seq import Seq2SeqConfig, build_seq2seq
+from course.seq2seq.pointer_generator import (
     PointerBatches,
     PointerGenerator,
     collate_pointer,
@@ -15,8 +17,6 @@ from course.pointer_generator import (
     pointer_generator_loss,
     pointer_greedy_decode,
 )
-from course.seq2seq import Seq2SeqConfig, build_seq2seq
-from course.vocab import EOS, SOS, UNK, Vocab
 
 VOCAB = Vocab(["the", "cat", "met", "on", "mat", "."])   # ids 4..9
 
@@ -84,8 +84,6 @@ def test_loss_uses_extended_targets_and_adds_coverage():
     assert with_coverage.item() > without.item()
     no_copy = PointerGenerator(config(), copy=False)
     assert pointer_generator_loss(no_copy, b).item() < 20     # <unk> targets: finite, not -log(eps)
-    with pytest.raises(ValueError, match="teacher forcing"):
-        pointer_generator_loss(plain, b, teacher_forcing_ratio=0.5)
 
 
 def test_it_learns_to_copy_words_it_has_never_seen():

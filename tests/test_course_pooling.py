@@ -6,8 +6,7 @@ from torch import nn
 
 import interp
 from course import Vocab
-from course.encoder import LSTMEncoder
-from course.models.batches import make_text_loader
+from course.data.loaders import make_text_loader
 from course.models.evidence import attention_mass, chance_mass, gold_mask
 from course.models.losses import accuracy, classification_loss
 from course.models.pooling import (
@@ -18,6 +17,7 @@ from course.models.pooling import (
     orthogonality_penalty,
 )
 from course.models.recurrent import TokenEncoder, reverse_within_lengths
+from course.seq2seq.encoder import LSTMEncoder
 from course.training import fit
 
 EXAMPLES = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course.attention import AdditiveScore, Attention
-from course.structured_attention import (
+from course.attention.structured import (
     SegmentationNormalizer,
     chain_forward_backward,
     segmentation_marginals,

@@ -6,7 +6,7 @@ import torch
 
 import interp
 from course import Vocab
-from course.models.batches import (
+from course.data.loaders import (
     make_document_loader,
     make_pair_loader,
     make_story_loader,

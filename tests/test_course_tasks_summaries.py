@@ -1,7 +1,7 @@
 """The ``summaries`` task: one-sentence summaries whose names and numbers must be copied."""
 
+from course.data.vocab import Vocab
 from course.tasks import TASKS, load_task, summaries
-from course.vocab import Vocab
 
 
 def test_summary_words_are_copied_from_the_key_sentence_and_only_in_is_generated():

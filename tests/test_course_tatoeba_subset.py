@@ -7,11 +7,11 @@ import gzip
 
 import pytest
 
-from course.batching import make_loader
+from course.data.loaders import make_loader
+from course.data.vocab import UNK, Vocab
 from course.datasets import ChecksumError, load_tatoeba_subset, read_tatoeba
 from course.datasets.corpora import SUBSET_DIR
 from course.datasets.tatoeba_subset import LONG_FROM, main, select, split_of, write_subset
-from course.vocab import UNK, Vocab
 
 EXPORT = [
     ("Go.", "Va !"),

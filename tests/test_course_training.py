@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from course.batching import make_loader
 from course.checkpoint import load_checkpoint, load_seq2seq, save_checkpoint, save_seq2seq
-from course.decoding import beam_search, greedy_decode
+from course.data.loaders import make_loader
 from course.metrics import bleu, by_length_bucket, chrf, exact_match, token_accuracy
 from course.seeding import seed_everything
+from course.seq2seq.decoding import beam_search, greedy_decode
 from course.training import fit
 
 from conftest import make_model
@@ -15,7 +15,7 @@ from conftest import make_model
 
 @pytest.fixture(scope="module")
 def trained():
-    from course.vocab import Vocab
+    from course.data.vocab import Vocab
 
     from conftest import reversal_pairs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.decoding import beam_search, greedy_decode
+from course.data.vocab import EOS, PAD, SOS
 from course.models.transformer import (
     TransformerSeq2Seq,
     causal_mask,
@@ -13,8 +13,8 @@ from course.models.transformer import (
     sinusoidal_positions,
     uniform_cross_attention,
 )
+from course.seq2seq.decoding import beam_search, greedy_decode
 from course.training import fit, sequence_loss
-from course.vocab import EOS, PAD, SOS
 
 
 def small(**kwargs) -> TransformerSeq2Seq:

@@ -10,33 +10,28 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from course.attention import (
-    AdditiveScore,
-    Attention,
-    AttentionState,
-    ChunkedAdditiveEnergies,
-    SoftmaxNormalizer,
-    additive_energies,
-)
-from course.coverage import coverage_loss, coverage_vectors
-from course.multihead import MultiHeadScore, multihead_attention
-from course.normalizers import (
+from course.attention import AdditiveScore, Attention, AttentionState, SoftmaxNormalizer
+from course.attention.coverage import coverage_loss, coverage_vectors
+from course.attention.multihead import MultiHeadScore, multihead_attention
+from course.attention.normalizers import (
     Entmax15Normalizer,
     HardNormalizer,
     SparsemaxNormalizer,
     leave_one_out_advantage,
     make_normalizer,
 )
-from course.scores import (
+from course.attention.scores import (
+    ChunkedAdditiveEnergies,
     CosineScore,
     DotScore,
     GeneralScore,
     LocationAwareScore,
     LocationScore,
     ScaledDotScore,
+    additive_energies,
     make_score,
 )
-from course.windows import LocalWindow, make_window
+from course.attention.windows import LocalWindow, make_window
 
 
 @pytest.fixture

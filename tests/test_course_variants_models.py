@@ -4,13 +4,13 @@ training (the loss falls), checkpoints and configurations that cannot work."""
 import pytest
 import torch
 
-from course.batching import make_loader
 from course.checkpoint import load_seq2seq, save_seq2seq
-from course.decoders import StepDecoder, output_terms
-from course.decoding import beam_search, greedy_decode
-from course.losses import variant_loss, variant_loss_terms
+from course.data.loaders import make_loader
 from course.seeding import seed_everything
 from course.seq2seq import Seq2SeqConfig
+from course.seq2seq.decoders import StepDecoder, output_terms
+from course.seq2seq.decoding import beam_search, greedy_decode
+from course.seq2seq.losses import Seq2SeqLoss
 
 from conftest import make_model
 
@@ -106,7 +106,7 @@ def test_step_state_carries_previous_weights_and_coverage(toy_batch, toy_vocab, 
     for _ in range(3):
         _, state, weights = decoder.step(prev, state, memory, prepared)
         rows.append(weights)
-    step, previous_weights, coverage = state[2:]
+    step, previous_weights, coverage = state.attention
     assert torch.equal(step, torch.full((len(toy_batch),), 3))
     torch.testing.assert_close(previous_weights, rows[-1])
     torch.testing.assert_close(coverage, rows[0] + rows[1] + rows[2])
@@ -122,7 +122,7 @@ def test_every_variant_trains(toy_pairs, toy_vocab, variant):
     losses = []
     for _ in range(25):
         optimizer.zero_grad()
-        terms = variant_loss_terms(model, batch)
+        terms = Seq2SeqLoss().terms(model, batch)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -134,7 +134,7 @@ def test_every_variant_trains(toy_pairs, toy_vocab, variant):
 def test_variant_loss_reaches_every_parameter(toy_batch, toy_vocab, variant):
     seed_everything(0)
     model = make_model(toy_vocab, **VARIANTS[variant])
-    variant_loss(model, toy_batch).backward()
+    Seq2SeqLoss()(model, toy_batch).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert missing == [], missing
 
@@ -142,7 +142,7 @@ def test_variant_loss_reaches_every_parameter(toy_batch, toy_vocab, variant):
 def test_loss_terms_of_coverage_and_reinforce(toy_batch, toy_vocab):
     seed_everything(0)
     coverage = make_model(toy_vocab, **VARIANTS["coverage"])
-    terms = variant_loss_terms(coverage, toy_batch)
+    terms = Seq2SeqLoss().terms(coverage, toy_batch)
     assert set(terms) == {"cross_entropy", "coverage", "total"}
     torch.testing.assert_close(terms["total"], terms["cross_entropy"] + terms["coverage"])
     assert terms["coverage"] > 0
@@ -159,7 +159,7 @@ def test_loss_terms_of_coverage_and_reinforce(toy_batch, toy_vocab):
     assert output_terms(looped)["attention_log_prob"].shape == toy_batch.tgt_in.shape
     reinforce.eval()  # inference is argmax: nothing sampled, no REINFORCE term
     assert output_terms(reinforce(toy_batch.src, toy_batch.src_lengths, toy_batch.tgt_in)) == {}
-    assert set(variant_loss_terms(reinforce, toy_batch)) == {"cross_entropy", "total"}
+    assert set(Seq2SeqLoss().terms(reinforce, toy_batch)) == {"cross_entropy", "total"}
 
 
 def test_reinforce_samples_repeat_each_example_in_training_only(toy_batch, toy_vocab):
@@ -167,16 +167,16 @@ def test_reinforce_samples_repeat_each_example_in_training_only(toy_batch, toy_v
     model = make_model(toy_vocab, **VARIANTS["hard_reinforce"])
     seen = []
     model.decoder.attention.normalizer.register_forward_hook(lambda m, i, o: seen.append(o.size(0)))
-    terms = variant_loss_terms(model, toy_batch, reinforce_samples=3)
+    terms = Seq2SeqLoss(reinforce_samples=3).terms(model, toy_batch)
     assert seen == [3 * len(toy_batch)] and "reinforce" in terms
     terms["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert missing == [], missing
     model.eval()  # no sampling at evaluation: one copy, the plain cross-entropy
-    torch.testing.assert_close(variant_loss(model, toy_batch, reinforce_samples=3), variant_loss(model, toy_batch))
+    torch.testing.assert_close(Seq2SeqLoss(reinforce_samples=3)(model, toy_batch), Seq2SeqLoss()(model, toy_batch))
     assert seen[1:] == [len(toy_batch)] * 2
     with pytest.raises(ValueError, match="at least 1"):
-        variant_loss(model, toy_batch, reinforce_samples=0)
+        Seq2SeqLoss(reinforce_samples=0)(model, toy_batch)
 
 
 def test_checkpoint_round_trip_keeps_the_variant(toy_batch, toy_vocab, tmp_path):
@@ -212,7 +212,7 @@ def test_defaults_keep_bahdanau_attention():
     (dict(decoder="plain", score="dot"), "decoder='plain' has no attention"),
     (dict(decoder="bahdanau", input_feeding=True), "needs decoder='luong'"),
     (dict(decoder="luong", score="dot"), "set bidirectional=False or choose score='general'"),
-    (dict(decoder="luong", score="location"), "set max_src_len"),
+    (dict(decoder="luong", score="location"), "Seq2SeqConfig.max_src_len"),
     (dict(temperature=0.0), "temperature must be positive"),
     (dict(attention_chunk_size=0), "attention_chunk_size"),
 ])

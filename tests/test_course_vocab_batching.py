@@ -3,14 +3,10 @@
 import pytest
 import torch
 
-from course.batching import (
-    LengthBucketSampler,
-    collate_pairs,
-    lengths_to_mask,
-    make_loader,
-    pad_sequences,
-)
-from course.vocab import EOS, PAD, SOS, UNK, Vocab, tokenize
+from course.data.batches import pad_sequences
+from course.data.loaders import LengthBucketSampler, collate_pairs, make_loader
+from course.data.vocab import EOS, PAD, SOS, UNK, Vocab, tokenize
+from course.masks import lengths_to_mask
 
 
 def test_special_ids_are_distinct_and_pad_is_not_sos():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course.ablations import UniformNormalizer, uniform_attention
+from course.attention.normalizers import HardNormalizer
 from course.datasets.digit_captions import (
     CELL,
     GRID,
@@ -17,7 +18,6 @@ from course.datasets.digit_captions import (
     split_scans,
 )
 from course.models.show_attend_tell import ShowAttendTell, caption_loss_terms, localisation
-from course.normalizers import HardNormalizer
 
 
 def test_compose_is_deterministic_and_seeded():

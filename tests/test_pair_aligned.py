@@ -7,7 +7,7 @@ import torch
 import interp
 from course import Vocab
 from course.ablations import uniform_attention
-from course.models.batches import make_pair_loader
+from course.data.loaders import make_pair_loader
 from course.models.two_sequences import PairClassifier, run_lstm
 
 PAIRS = [

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from course.models.batches import WindowBatch
+from course.data.batches import WindowBatch
 
 SERIES = {"sunspots": 11, "co2": 12, "seasonal_ar": 24}  # name -> seasonal period
 

@@ -6,7 +6,6 @@ Every attention submodule returns :class:`course.attention.AttentionOutput`, so
 prediction) and the same weights, so a lesson can read them without hooks.
 """
 
-from course.models.batches import make_text_loader
 from course.models.evidence import attention_mass, chance_mass, gold_mask
 from course.models.losses import accuracy, classification_loss
 from course.models.outputs import ClassifierOutput
@@ -32,6 +31,5 @@ __all__ = [
     "chance_mass",
     "classification_loss",
     "gold_mask",
-    "make_text_loader",
     "orthogonality_penalty",
 ]

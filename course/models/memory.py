@@ -23,16 +23,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course.attention import Attention, SoftmaxNormalizer, expand_key_mask
+from course.attention import Attention, SoftmaxNormalizer
+from course.attention.scores import DotScore
+from course.data.vocab import PAD
+from course.masks import expand_key_mask
 from course.models.outputs import MemoryOutput
-from course.vocab import PAD
-
-
-class DotScore(nn.Module):
-    """``q . k``: the memory network's score, with no parameters."""
-
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        return query @ keys.transpose(1, 2)
 
 
 def position_encoding(lengths: Tensor, width: int, dim: int) -> Tensor:

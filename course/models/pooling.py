@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from course.attention import AttentionOutput, SoftmaxNormalizer, bahdanau_attention
+from course.data.vocab import PAD
 from course.models.outputs import ClassifierOutput
 from course.models.recurrent import EncodedSequence, TokenEncoder
-from course.vocab import PAD
 
 POOLINGS = ("last", "mean", "max")
 

@@ -16,9 +16,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from course.batching import lengths_to_mask
-from course.encoder import check_lengths
-from course.vocab import PAD
+from course.data.vocab import PAD
+from course.masks import lengths_to_mask
+from course.seq2seq.encoder import check_lengths
 
 
 class EncodedSequence(NamedTuple):

@@ -3,7 +3,7 @@ map is a grid of regions, and an LSTM decoder that attends over the regions at e
 
 At step ``t`` the attention reads the previous hidden state, ``e_ti = f_att(a_i, h_{t-1})`` (the
 additive MLP of :class:`course.attention.AdditiveScore`), normalises the energies over the regions
-(softmax: *soft* attention; :class:`course.normalizers.HardNormalizer` with REINFORCE: *hard*,
+(softmax: *soft* attention; :class:`course.attention.normalizers.HardNormalizer` with REINFORCE: *hard*,
 one sampled region) and takes the context ``z_t``; the LSTM reads the previous word and ``z_t``;
 the word comes from Xu's deep output ``L_o(E y_{t-1} + L_h h_t + L_z z_t)``. The initial state is
 an MLP of the mean annotation. Xu's gating scalar and doubly stochastic regulariser are left out.
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from course.attention import AdditiveScore, Attention, SoftmaxNormalizer
-from course.normalizers import HardNormalizer
+from course.attention.normalizers import HardNormalizer
 
 
 class CaptionOutput(NamedTuple):

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from course.attention import bahdanau_attention
-from course.models.batches import WindowBatch
+from course.data.batches import WindowBatch
 from course.models.outputs import ForecastOutput
 
 
@@ -65,7 +65,6 @@ def seasonal_naive(window: Tensor, period: int, horizon: int = 1) -> Tensor:
     return window[:, start:start + horizon]
 
 
-def forecast_loss(model: nn.Module, batch: WindowBatch, teacher_forcing_ratio: float = 1.0,
-                  generator: torch.Generator | None = None) -> Tensor:
+def forecast_loss(model: nn.Module, batch: WindowBatch) -> Tensor:
     """Mean squared error of ``model(window).prediction`` against the targets, for ``fit``."""
     return nn.functional.mse_loss(model(batch.window).prediction, batch.target)

@@ -1,9 +1,9 @@
 """A small Transformer encoder-decoder (``nn.Transformer``) with the course's seq2seq interface.
 
 ``TransformerSeq2Seq(src, src_lengths, tgt_in)`` returns a
-:class:`~course.decoders.DecoderOutput` like the LSTM models, so ``course.training.fit`` trains
+:class:`~course.seq2seq.decoders.DecoderOutput` like the LSTM models, so ``course.training.fit`` trains
 it; its ``decoder`` offers ``init_state`` / ``prepare`` / ``step`` / ``reorder_state``, so
-``course.decoding.greedy_decode`` and ``beam_search`` decode it unchanged (each step reruns the
+``course.seq2seq.decoding.greedy_decode`` and ``beam_search`` decode it unchanged (each step reruns the
 decoder over the prefix so far, which is exact and cheap for short targets).
 
 Token embeddings (``nn.Embedding``'s unit-variance start, so the positions, of unit size, are
@@ -22,10 +22,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from course.batching import lengths_to_mask
-from course.decoders import DecoderOutput
-from course.encoder import EncoderOutput
-from course.vocab import PAD
+from course.data.vocab import PAD
+from course.masks import lengths_to_mask
+from course.seq2seq.decoders import DecoderOutput
+from course.seq2seq.encoder import EncoderOutput
 
 State = tuple[Tensor, ...]
 
@@ -48,7 +48,7 @@ def causal_mask(length: int, device: torch.device | str | None = None) -> Tensor
 
 
 class TransformerSteps:
-    """The step interface of ``course.decoders`` for a :class:`TransformerSeq2Seq`.
+    """The step interface of ``course.seq2seq.decoders`` for a :class:`TransformerSeq2Seq`.
 
     The state is the tuple ``(prefix,)``: the target ids fed so far, ``[B, t]``, batch first, so
     ``reorder_state`` selects rows along dimension 0 as beam search needs.

@@ -31,11 +31,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course.attention import Attention, SoftmaxNormalizer, bahdanau_attention
-from course.batching import lengths_to_mask
-from course.encoder import check_lengths
+from course.attention.scores import DotScore, GeneralScore
+from course.data.vocab import PAD
+from course.masks import lengths_to_mask
 from course.models.outputs import ClassifierOutput
-from course.scores import DotScore, GeneralScore
-from course.vocab import PAD
+from course.seq2seq.encoder import check_lengths
 
 PAIR_ATTENTIONS = ("none", "final", "word_by_word", "aligned")
 PAIR_SCORES = ("additive", "bilinear", "dot")

@@ -6,7 +6,7 @@ The course's encoder and Bahdanau decoder, plus one gate. At step t, from the co
     p_gen = sigmoid(w_c · c_t + w_s · s_t + w_x · x_t + b)
     P(w)  = p_gen · P_vocab(w) + (1 − p_gen) · Σ_{i : x_i = w} a_t,i
 
-(:func:`course.pointer.pointer_generator_distribution`). The copy distribution *is* the attention,
+(:func:`course.seq2seq.pointer.pointer_generator_distribution`). The copy distribution *is* the attention,
 so a word missing from the vocabulary (a name, a number) can be written by attending to it. With
 ``copy=False`` the gate is fixed at 1 and the model is the attention baseline. With
 ``coverage=True`` in the config, the coverage vector feeds the attention score and
@@ -26,25 +26,25 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from course.attention import AttentionState
-from course.batching import lengths_to_mask, pad_sequences
-from course.coverage import coverage_loss
-from course.decoders import BahdanauDecoder, State
-from course.encoder import EncoderOutput, LSTMEncoder
-from course.pointer import (
+from course.attention.coverage import coverage_loss
+from course.data.batches import ModelBatch, pad_sequences
+from course.data.vocab import EOS, PAD, SOS, UNK, Vocab
+from course.masks import lengths_to_mask
+from course.seq2seq import Seq2SeqConfig, build_attention
+from course.seq2seq.decoders import BahdanauDecoder, DecoderState
+from course.seq2seq.encoder import EncoderOutput, LSTMEncoder
+from course.seq2seq.pointer import (
     decode_extended,
     extended_source_ids,
     extended_target_ids,
     pointer_generator_distribution,
     pointer_nll,
 )
-from course.seq2seq import Seq2SeqConfig, build_attention
-from course.vocab import EOS, PAD, SOS, UNK, Vocab
 
 
 @dataclass
-class PointerBatch:
-    """A padded batch in both id spaces; field names shared with :class:`course.batching.Batch`."""
+class PointerBatch(ModelBatch):
+    """A padded batch in both id spaces; field names shared with :class:`course.data.batches.Batch`."""
 
     src: Tensor          # [B, S] vocabulary ids (<unk> for unknown words)
     src_lengths: Tensor  # [B]
@@ -57,13 +57,8 @@ class PointerBatch:
     unknown: list[list[str]]  # each source's unknown words, in extended-id order
     extra_words: int     # the most unknown words in one source of the batch
 
-    def __len__(self) -> int:
-        return self.src.size(0)
-
-    def to(self, device: torch.device | str) -> PointerBatch:
-        moved = {name: getattr(self, name).to(device) for name in
-                 ("src", "src_lengths", "src_mask", "tgt_in", "tgt_out", "indices", "src_ext", "tgt_out_ext")}
-        return PointerBatch(**moved, unknown=self.unknown, extra_words=self.extra_words)
+    input_fields = ("src", "src_lengths", "tgt_in", "src_ext", "extra_words")
+    target_field = "tgt_out_ext"
 
 
 def encode_pair(example: dict, vocab: Vocab) -> tuple[list[int], list[int], list[int], list[int], list[str]]:
@@ -124,24 +119,23 @@ class PointerGeneratorDecoder(BahdanauDecoder):
         self.copy = copy
         self.gate = nn.Linear(encoder_size + hidden_size + embed_dim, 1)
 
-    def pointer_step(self, prev_tokens: Tensor, state: State, memory: EncoderOutput, prepared: Tensor | None,
-                     src_ext: Tensor, extra_words: int) -> tuple[Tensor, State, Tensor, Tensor]:
+    def pointer_step(self, prev_tokens: Tensor, state: DecoderState, memory: EncoderOutput, prepared: Tensor | None,
+                     src_ext: Tensor, extra_words: int) -> tuple[Tensor, DecoderState, Tensor, Tensor]:
         """One step: ``(probs [B, V + extra], state, attention [B, S], p_gen [B])``.
 
         ``prev_tokens`` may hold extended ids (a copied unknown word): they are read as ``<unk>``.
         """
         prev_tokens = prev_tokens.masked_fill(prev_tokens >= self.vocab_size, UNK)
-        h, c = state[:2]
-        attention_state = AttentionState(*state[2:]) if self.attention.needs_state else None
+        h, c, attention_state = state.h, state.c, state.attention
         embedded = self.dropout(self.embedding(prev_tokens))
         context, weights = self.attention(h[-1].unsqueeze(1), memory.outputs, mask=memory.mask,
                                           prepared=prepared, state=attention_state)
         context = context.squeeze(1)
         output, (h, c) = self.lstm(torch.cat([embedded, context], -1), (h, c))
         hidden = torch.tanh(self.combine(torch.cat([output, context, embedded], -1)))
-        new_state: State = (h, c)
         if attention_state is not None:
-            new_state = (h, c, *self.attention.advance(attention_state, weights))
+            attention_state = self.attention.advance(attention_state, weights)
+        new_state = DecoderState(h, c, None, attention_state)
         weights = weights.squeeze(-2)                                            # [B, S]
         vocab_probs = torch.softmax(self.out(self.dropout(hidden)), -1)
         if self.copy:
@@ -195,16 +189,14 @@ class PointerGenerator(nn.Module):
         return PointerOutput(torch.stack(probs, 1), torch.stack(attention, 1), torch.stack(gates, 1))
 
 
-def pointer_generator_loss(model: PointerGenerator, batch: PointerBatch, teacher_forcing_ratio: float = 1.0,
-                           generator: torch.Generator | None = None, coverage_weight: float | None = None) -> Tensor:
+def pointer_generator_loss(model: PointerGenerator, batch: PointerBatch,
+                           coverage_weight: float | None = None) -> Tensor:
     """Negative log-likelihood of the extended targets plus ``coverage_weight`` × the coverage loss
     (default 1 when the config has coverage, else 0): a ``loss_fn`` for :func:`course.training.fit`.
 
     Without the copy path the targets are the vocabulary ids (unknown words are ``<unk>``), as for
     the attention baseline.
     """
-    if teacher_forcing_ratio != 1.0:
-        raise ValueError("the pointer-generator trains with full teacher forcing (teacher_forcing_ratio=1)")
     out = model(batch.src, batch.src_lengths, batch.tgt_in, batch.src_ext, batch.extra_words)
     targets = batch.tgt_out_ext if model.copy else batch.tgt_out
     loss = pointer_nll(out.probs, targets)

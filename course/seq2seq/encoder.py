@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course.batching import lengths_to_mask
-from course.vocab import PAD
+from course.data.vocab import PAD
+from course.masks import lengths_to_mask
 
 MAX_LENGTH_GROUPS = 4  # more distinct lengths than this in one batch: pack instead
 

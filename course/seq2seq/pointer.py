@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from course.vocab import PAD, UNK, Vocab
+from course.data.vocab import PAD, UNK, Vocab
 
 
 def extended_source_ids(tokens: Sequence[str], vocab: Vocab) -> tuple[list[int], list[int], list[str]]:

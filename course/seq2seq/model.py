@@ -9,13 +9,14 @@ import torch
 from torch import Tensor, nn
 
 from course.attention import Attention
-from course.decoders import BahdanauDecoder, DecoderOutput, LuongDecoder, PlainDecoder
-from course.encoder import EncoderOutput, LSTMEncoder
-from course.normalizers import NORMALIZERS, make_normalizer
-from course.scores import SCORES, SCORES_WITH_COVERAGE, make_score
-from course.windows import WINDOWS, make_window
+from course.attention.normalizers import NORMALIZERS, make_normalizer
+from course.attention.scores import check_score_options, make_score
+from course.attention.windows import WINDOWS, make_window
+from course.seq2seq.decoders import BahdanauDecoder, DecoderOutput, LuongDecoder, PlainDecoder
+from course.seq2seq.encoder import EncoderOutput, LSTMEncoder
 
 DECODERS = ("plain", "bahdanau", "luong")
+MAX_TGT_LEN = 80  # the longest output greedy decoding and beam search produce, unless configured
 SAME_SIZE_SCORES = ("dot", "scaled_dot")
 ATTENTION_FIELDS = ("score", "normalizer", "temperature", "window", "window_half_width", "heads",
                     "coverage", "attention_chunk_size", "input_feeding")
@@ -50,7 +51,7 @@ class Seq2SeqConfig:
     dropout: float = 0.0
     input_feeding: bool = False
     max_src_len: int | None = None
-    max_tgt_len: int = 80
+    max_tgt_len: int = MAX_TGT_LEN
     score: str = "concat"
     normalizer: str = "softmax"
     temperature: float = 1.0
@@ -78,8 +79,8 @@ class Seq2SeqConfig:
 
     def check_attention(self) -> None:
         """Reject attention settings that cannot work together, saying what to change."""
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}; choose one of {SCORES}")
+        check_score_options(self.score, coverage=self.coverage, heads=self.heads,
+                            max_keys=self.max_src_len)
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"unknown normalizer {self.normalizer!r}; choose one of {NORMALIZERS}")
         if self.window not in WINDOWS:
@@ -102,12 +103,6 @@ class Seq2SeqConfig:
         if self.input_feeding and self.decoder != "luong":
             raise ValueError(f"input_feeding feeds Luong's attentional vector back into the LSTM; it needs "
                              f"decoder='luong' (got decoder={self.decoder!r}), or set input_feeding=False")
-        if self.coverage and self.score not in SCORES_WITH_COVERAGE:
-            raise ValueError(f"coverage feeds the coverage vector into an additive score, which score="
-                             f"{self.score!r} does not have; choose score in {SCORES_WITH_COVERAGE} "
-                             "or set coverage=False")
-        if self.heads < 1:
-            raise ValueError(f"heads must be at least 1, got {self.heads}")
         if self.score == "multihead":
             if self.encoder_size % self.heads != 0:
                 raise ValueError(
@@ -115,18 +110,12 @@ class Seq2SeqConfig:
                     f"(hidden_size={self.hidden_size}{' x 2, bidirectional' if self.bidirectional else ''}); "
                     f"choose heads among {[h for h in range(1, 17) if self.encoder_size % h == 0]}"
                 )
-        elif self.heads != 1:
-            raise ValueError(f"heads={self.heads} needs score='multihead'; score={self.score!r} has one head "
-                             "(set heads=1)")
         if self.score in SAME_SIZE_SCORES and self.encoder_size != self.hidden_size:
             raise ValueError(
                 f"score={self.score!r} compares the decoder state (hidden_size={self.hidden_size}) with "
                 f"encoder states of size {self.encoder_size} directly; set bidirectional=False or choose "
                 "score='general' (which learns the map between the two)"
             )
-        if self.score == "location" and self.max_src_len is None:
-            raise ValueError("score='location' has one weight per source position: set max_src_len to the "
-                             "longest source the model will see")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,15 +132,20 @@ class Seq2SeqConfig:
 class Seq2Seq(nn.Module):
     """Encode the source once, then decode with teacher forcing (training) or step by step."""
 
-    def __init__(self, encoder: LSTMEncoder, decoder: nn.Module, config: Seq2SeqConfig | None = None):
+    def __init__(self, encoder: LSTMEncoder, decoder: nn.Module, config: Seq2SeqConfig | None = None,
+                 max_tgt_len: int | None = None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.config = config
+        self._max_tgt_len = max_tgt_len
 
     @property
     def max_tgt_len(self) -> int:
-        return self.config.max_tgt_len if self.config is not None else 80
+        """The decoding length limit: the argument, else the config's, else :data:`MAX_TGT_LEN`."""
+        if self._max_tgt_len is not None:
+            return self._max_tgt_len
+        return self.config.max_tgt_len if self.config is not None else MAX_TGT_LEN
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         return self.encoder(src, src_lengths)

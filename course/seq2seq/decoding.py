@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from course.encoder import EncoderOutput
+from course.data.vocab import EOS, SOS
 from course.seq2seq import Seq2Seq
-from course.vocab import EOS, SOS
+from course.seq2seq.encoder import EncoderOutput
 
 
 @dataclass

@@ -1,97 +1,124 @@
-"""Examples of the non-seq2seq tasks to padded tensors, one batch type per input shape.
+"""DataLoaders for every task: encode the examples, pad them into batches, bucket by length.
 
-Each batch keeps ``indices`` (positions in the example list) so a lesson can find the gold
-evidence of the examples in a batch again. All token tensors are right-padded with PAD.
+:func:`build_loader` is the one place a DataLoader is made (batch-size check, optional
+length-bucketed sampling); :func:`make_loader` serves the seq2seq pairs and the
+``make_*_loader`` functions the other tasks, each with its own collate function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from course.batching import LengthBucketSampler, lengths_to_mask, pad_sequences
-from course.vocab import PAD, Vocab
+from course.data.batches import (
+    IGNORE_TAG,
+    Batch,
+    DocumentBatch,
+    PairBatch,
+    StoryBatch,
+    TagBatch,
+    TextBatch,
+    pad_nested,
+    pad_sequences,
+)
+from course.data.vocab import EOS, SOS, Vocab
+from course.masks import lengths_to_mask
 
 
-class TensorBatch:
-    """Shared behaviour: ``len`` is the batch size, ``to`` moves every tensor."""
+def build_loader(items: Sequence[Any], collate: Callable[[Sequence[Any]], Any], batch_size: int,
+                 shuffle: bool = False, generator: torch.Generator | None = None,
+                 lengths: Sequence[int] | None = None) -> DataLoader:
+    """A DataLoader over ``items``; with ``lengths``, batches of similar length (shuffled order)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if lengths is not None:
+        sampler = LengthBucketSampler(lengths, batch_size, shuffle, generator)
+        return DataLoader(items, batch_sampler=sampler, collate_fn=collate)
+    return DataLoader(items, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                      generator=generator)
+
+
+class PairDataset(Dataset):
+    """Tokenised (source, target) pairs encoded once with the two vocabularies."""
+
+    def __init__(self, pairs: Sequence[dict[str, Any]], src_vocab: Vocab, tgt_vocab: Vocab,
+                 unknown: Literal["error", "unk"] = "error"):
+        self.pairs = list(pairs)
+        self.src = []
+        self.tgt = []
+        for i, pair in enumerate(self.pairs):
+            if not pair["src"] or not pair["tgt"]:
+                raise ValueError(f"pair {i} has an empty source or target: {pair}")
+            try:
+                self.src.append(src_vocab.encode(pair["src"], unknown=unknown))
+                self.tgt.append(tgt_vocab.encode(pair["tgt"], unknown=unknown))
+            except KeyError as err:
+                raise KeyError(f"pair {i}: {err.args[0]}") from None
 
     def __len__(self) -> int:
-        return getattr(self, fields(self)[0].name).size(0)  # type: ignore[arg-type]
+        return len(self.pairs)
 
-    def to(self, device: torch.device | str):  # noqa: ANN201 - returns the same batch type
-        return type(self)(*(getattr(self, f.name).to(device) for f in fields(self)))  # type: ignore[arg-type]
-
-
-@dataclass
-class TextBatch(TensorBatch):
-    """One sequence per example and a class label."""
-
-    tokens: Tensor   # [B, S]
-    lengths: Tensor  # [B]
-    mask: Tensor     # [B, S] True on real tokens
-    labels: Tensor   # [B]
-    indices: Tensor  # [B]
+    def __getitem__(self, index: int) -> tuple[list[int], list[int], int]:
+        return self.src[index], self.tgt[index], index
 
 
-@dataclass
-class DocumentBatch(TensorBatch):
-    """Documents as sentences of words; empty (padding) sentences have length 0."""
-
-    tokens: Tensor            # [B, N, W]
-    sentence_lengths: Tensor  # [B, N] words per sentence, 0 for padding sentences
-    labels: Tensor            # [B]
-    indices: Tensor           # [B]
-
-
-@dataclass
-class PairBatch(TensorBatch):
-    """Two sequences per example (premise, hypothesis) and a class label."""
-
-    premise: Tensor             # [B, P]
-    premise_lengths: Tensor     # [B]
-    hypothesis: Tensor          # [B, H]
-    hypothesis_lengths: Tensor  # [B]
-    labels: Tensor              # [B]
-    indices: Tensor             # [B]
+def collate_pairs(items: Sequence[tuple[list[int], list[int], int]]) -> Batch:
+    """Pad sources and build teacher-forcing inputs and outputs for the targets."""
+    src, lengths = pad_sequences([s for s, _, _ in items])
+    tgt_in, _ = pad_sequences([[SOS, *t] for _, t, _ in items])
+    tgt_out, _ = pad_sequences([[*t, EOS] for _, t, _ in items])
+    indices = torch.as_tensor([i for _, _, i in items], dtype=torch.long)
+    return Batch(src, lengths, lengths_to_mask(lengths, src.size(1)), tgt_in, tgt_out, indices)
 
 
-@dataclass
-class StoryBatch(TensorBatch):
-    """A story as memories (sentences), a question, and the answer word's id."""
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar source length, in a shuffled order.
 
-    story: Tensor            # [B, M, W]
-    story_lengths: Tensor    # [B, M] words per memory, 0 for padding memories
-    question: Tensor         # [B, Q]
-    question_lengths: Tensor # [B]
-    answers: Tensor          # [B] vocabulary ids
-    indices: Tensor          # [B]
+    A step-loop decoder runs as many steps as the longest target in the batch; grouping similar
+    lengths cuts the padded steps, which is most of the time on CPU.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True,
+                 generator: torch.Generator | None = None):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        else:
+            order = list(range(len(self.lengths)))
+        order.sort(key=lambda i: self.lengths[i])  # stable: ties keep the shuffled order
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+        return iter(batches)
 
 
-@dataclass
-class TagBatch(TensorBatch):
-    """Token sequences and one tag per token; padded tags are -100 (ignored by cross-entropy)."""
+def make_loader(pairs: Sequence[dict[str, Any]], src_vocab: Vocab, tgt_vocab: Vocab,
+                batch_size: int = 64, shuffle: bool = False,
+                generator: torch.Generator | None = None,
+                bucket_by_length: bool = False, unknown: Literal["error", "unk"] = "error") -> DataLoader:
+    """A DataLoader of ``Batch`` objects; pass a seeded ``generator`` for a repeatable order.
 
-    tokens: Tensor   # [B, S]
-    lengths: Tensor  # [B]
-    tags: Tensor     # [B, S]
-    indices: Tensor  # [B]
-
-
-@dataclass
-class WindowBatch(TensorBatch):
-    """Windows of a time series and the values that follow them."""
-
-    window: Tensor  # [B, L] (or [B, L, features])
-    target: Tensor  # [B, horizon]
-
-
-IGNORE_TAG = -100
+    A word missing from a vocabulary raises by default (a silent ``<unk>`` hides data bugs on the
+    generated tasks); ``unknown="unk"`` maps it to ``<unk>`` on purpose, as real text with a
+    frequency-capped vocabulary needs.
+    """
+    if unknown not in ("error", "unk"):
+        raise ValueError(f"unknown must be 'error' (raise on a word missing from the vocabulary) or "
+                         f"'unk' (map it to <unk>), got {unknown!r}")
+    dataset = PairDataset(pairs, src_vocab, tgt_vocab, unknown=unknown)
+    lengths = [len(s) for s in dataset.src] if bucket_by_length else None
+    return build_loader(dataset, collate_pairs, batch_size, shuffle, generator, lengths)
 
 
 def label_ids(examples: Sequence[dict[str, Any]], labels: Sequence[str], key: str = "label") -> list[int]:
@@ -116,30 +143,6 @@ def encode_all(sequences: Sequence[Sequence[str]], vocab: Vocab, what: str,
     return out
 
 
-def pad_nested(nested: Sequence[Sequence[Sequence[int]]]) -> tuple[Tensor, Tensor]:
-    """Lists of lists of ids to ``[B, N, W]`` ids and ``[B, N]`` lengths (0 for padding rows)."""
-    rows = max(len(x) for x in nested)
-    width = max(len(s) for x in nested for s in x)
-    ids = torch.full((len(nested), rows, width), PAD, dtype=torch.long)
-    lengths = torch.zeros(len(nested), rows, dtype=torch.long)
-    for b, sentences in enumerate(nested):
-        for n, sentence in enumerate(sentences):
-            ids[b, n, : len(sentence)] = torch.as_tensor(sentence, dtype=torch.long)
-            lengths[b, n] = len(sentence)
-    return ids, lengths
-
-
-def _loader(items: list, collate, batch_size: int, shuffle: bool, generator: torch.Generator | None,
-            lengths: Sequence[int] | None) -> DataLoader:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if lengths is not None:
-        sampler = LengthBucketSampler(lengths, batch_size, shuffle, generator)
-        return DataLoader(items, batch_sampler=sampler, collate_fn=collate)
-    return DataLoader(items, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                      generator=generator)
-
-
 def collate_text(items: Sequence[tuple[list[int], int, int]]) -> TextBatch:
     tokens, lengths = pad_sequences([t for t, _, _ in items])
     return TextBatch(tokens, lengths, lengths_to_mask(lengths, tokens.size(1)),
@@ -153,7 +156,7 @@ def make_text_loader(examples: Sequence[dict[str, Any]], vocab: Vocab, labels: S
     """Batches of :class:`TextBatch`; unknown words map to UNK (held-out text may have new words)."""
     ids = encode_all([e[field] for e in examples], vocab, "example")
     items = list(zip(ids, label_ids(examples, labels), range(len(examples))))
-    return _loader(items, collate_text, batch_size, shuffle, generator,
+    return build_loader(items, collate_text, batch_size, shuffle, generator,
                    [len(x) for x in ids] if bucket_by_length else None)
 
 
@@ -173,10 +176,10 @@ def make_document_loader(examples: Sequence[dict[str, Any]], vocab: Vocab, label
             raise ValueError(f"document {i} has no sentences")
         docs.append(encode_all(example["sentences"], vocab, f"document {i}, sentence"))
     items = list(zip(docs, label_ids(examples, labels), range(len(examples))))
-    return _loader(items, collate_documents, batch_size, shuffle, generator, None)
+    return build_loader(items, collate_documents, batch_size, shuffle, generator, None)
 
 
-def collate_pairs(items: Sequence[tuple[list[int], list[int], int, int]]) -> PairBatch:
+def collate_premise_hypothesis(items: Sequence[tuple[list[int], list[int], int, int]]) -> PairBatch:
     premise, premise_lengths = pad_sequences([p for p, _, _, _ in items])
     hypothesis, hypothesis_lengths = pad_sequences([h for _, h, _, _ in items])
     return PairBatch(premise, premise_lengths, hypothesis, hypothesis_lengths,
@@ -191,7 +194,7 @@ def make_pair_loader(examples: Sequence[dict[str, Any]], vocab: Vocab, labels: S
     premises = encode_all([e["premise"] for e in examples], vocab, "premise")
     hypotheses = encode_all([e["hypothesis"] for e in examples], vocab, "hypothesis")
     items = list(zip(premises, hypotheses, label_ids(examples, labels), range(len(examples))))
-    return _loader(items, collate_pairs, batch_size, shuffle, generator, None)
+    return build_loader(items, collate_premise_hypothesis, batch_size, shuffle, generator, None)
 
 
 def collate_stories(items: Sequence[tuple[list[list[int]], list[int], int, int]]) -> StoryBatch:
@@ -216,7 +219,7 @@ def make_story_loader(examples: Sequence[dict[str, Any]], vocab: Vocab, batch_si
         question = encode_all([example["question"]], vocab, f"story {i}, question")[0]
         answer = vocab.encode([example["answer"]], unknown="unk")[0]
         items.append((story, question, answer, i))
-    return _loader(items, collate_stories, batch_size, shuffle, generator, None)
+    return build_loader(items, collate_stories, batch_size, shuffle, generator, None)
 
 
 def collate_tags(items: Sequence[tuple[list[int], list[int], int]]) -> TagBatch:
@@ -242,4 +245,4 @@ def make_tag_loader(examples: Sequence[dict[str, Any]], vocab: Vocab, tags: Sequ
             raise KeyError(f"sentence {i} has tags {unknown} not in {list(tags)}")
         ids = encode_all([example["tokens"]], vocab, f"sentence {i}")[0]
         items.append((ids, [index[t] for t in example["tags"]], i))
-    return _loader(items, collate_tags, batch_size, shuffle, generator, None)
+    return build_loader(items, collate_tags, batch_size, shuffle, generator, None)

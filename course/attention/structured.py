@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from course.attention import expand_key_mask, require_allowed_key
+from course.masks import expand_key_mask, require_allowed_key
 
 
 def check_chain_inputs(unary: Tensor, transitions: Tensor, mask: Tensor | None) -> None:

@@ -11,7 +11,7 @@ and raise in the others (which would otherwise crash or return a clean-looking o
   ``entmax`` package): exact zeros on weak keys, still differentiable;
 - ``hard_gumbel`` / ``hard_reinforce`` (Xu et al. 2015): one key per query. At inference the
   argmax; in training a sample, with straight-through Gumbel-softmax gradients or REINFORCE
-  (the sample's log-probability is kept for the loss, see :mod:`course.losses`).
+  (the sample's log-probability is kept for the loss, see :mod:`course.seq2seq.losses`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,30 @@ import torch
 from entmax import entmax15, sparsemax
 from torch import Tensor, nn
 
-from course.attention import SoftmaxNormalizer, expand_key_mask, require_allowed_key
+from course.masks import expand_key_mask, require_allowed_key
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15", "hard_gumbel", "hard_reinforce")
+
+
+class SoftmaxNormalizer(nn.Module):
+    """Softmax over keys with masked keys at exactly zero; ``temperature`` < 1 sharpens."""
+
+    def __init__(self, temperature: float = 1.0):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, energies: Tensor, mask: Tensor | None = None) -> Tensor:
+        energies = energies / self.temperature
+        if mask is not None:
+            mask = expand_key_mask(mask, energies)
+            require_allowed_key(mask)
+            energies = energies.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(energies, dim=-1)
+        if mask is not None:
+            weights = weights.masked_fill(~mask, 0.0)
+        return weights
 
 
 def check_temperature(temperature: float) -> None:

@@ -5,24 +5,47 @@ All share one interface so training, greedy decoding and beam search work with a
 memory, teacher_forcing_ratio)``. ``forward`` returns ``DecoderOutput(logits, attention)`` with
 attention ``[batch, (heads,) target steps, source]`` (``None`` for the decoder without attention).
 
-An attention that carries state between steps (location-aware, coverage, local-m) appends its
-:class:`~course.attention.AttentionState` fields to the decoder state, so beam search reorders
-them with the LSTM states. What a variant's loss needs beyond the logits (the log-probability of
+The state between steps is a :class:`DecoderState` (LSTM states, Luong's attentional vector, and
+the :class:`~course.attention.AttentionState` of an attention that reads earlier steps), so beam
+search reorders all of it with :meth:`DecoderState.select`. What a variant's loss needs beyond the logits (the log-probability of
 hard attention samples) travels in ``output_terms(output)``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from course.attention import Attention, AttentionState
-from course.encoder import EncoderOutput
-from course.vocab import PAD
+from course.data.vocab import PAD
+from course.seq2seq.encoder import EncoderOutput
 
-State = tuple[Tensor, ...]
+
+class DecoderState(NamedTuple):
+    """What a decoder carries from one step to the next, by name.
+
+    ``h`` and ``c`` are the LSTM states ``[layers, B, H]``; ``attentional`` is Luong's attentional
+    vector ``[B, H]`` (fed back with input feeding; ``None`` for the other decoders);
+    ``attention`` is the :class:`~course.attention.AttentionState` of an attention that reads
+    earlier steps (location-aware, coverage, local-m), else ``None``.
+    """
+
+    h: Tensor
+    c: Tensor
+    attentional: Tensor | None = None
+    attention: AttentionState | None = None
+
+    def select(self, index: Tensor) -> DecoderState:
+        """The state of the batch rows ``index`` (beam search keeps and reorders hypotheses)."""
+        attention = (None if self.attention is None
+                     else AttentionState(*(t.index_select(0, index) for t in self.attention)))
+        return DecoderState(self.h.index_select(1, index), self.c.index_select(1, index),
+                            None if self.attentional is None else self.attentional.index_select(0, index),
+                            attention)
+
+
 
 
 class DecoderOutput(NamedTuple):
@@ -48,6 +71,28 @@ def with_terms(logits: Tensor, attention: Tensor | None, log_prob: Tensor | None
     if log_prob is None:
         return DecoderOutput(logits, attention)
     return DecoderOutputWithTerms(logits, attention, {"attention_log_prob": log_prob})
+
+
+@runtime_checkable
+class DecoderStep(Protocol):
+    """What greedy decoding and beam search need of a decoder (every decoder of the course has it).
+
+    ``init_state(memory)`` gives the state before the first step; ``prepare(memory)`` per-source
+    work reused at every step (or ``None``); ``step(prev_tokens, state, memory, prepared)`` the
+    logits ``[B, V]``, the next state and the attention weights ``[B, (H,) S]`` (or ``None``);
+    ``reorder_state(state, index)`` the state of the rows ``index`` (beam search).
+    """
+
+    vocab_size: int
+
+    def init_state(self, memory: EncoderOutput) -> Any: ...
+
+    def prepare(self, memory: EncoderOutput) -> Any: ...
+
+    def step(self, prev_tokens: Tensor, state: Any, memory: EncoderOutput,
+             prepared: Any = None) -> tuple[Tensor, Any, Tensor | None]: ...
+
+    def reorder_state(self, state: Any, index: Tensor) -> Any: ...
 
 
 class Bridge(nn.Module):
@@ -92,21 +137,21 @@ class StepDecoder(nn.Module):
     vocab_size: int
     embedding: nn.Embedding
 
-    def init_state(self, memory: EncoderOutput) -> State:
+    def init_state(self, memory: EncoderOutput) -> DecoderState:
         raise NotImplementedError
 
     def prepare(self, memory: EncoderOutput) -> Tensor | None:
         """Per-source work reused at every step (the attention's key projection)."""
         return None
 
-    def step(self, prev_tokens: Tensor, state: State, memory: EncoderOutput,
-             prepared: Tensor | None = None) -> tuple[Tensor, State, Tensor | None]:
+    def step(self, prev_tokens: Tensor, state: DecoderState, memory: EncoderOutput,
+             prepared: Tensor | None = None) -> tuple[Tensor, DecoderState, Tensor | None]:
         raise NotImplementedError
 
     @staticmethod
-    def reorder_state(state: State, index: Tensor) -> State:
-        """Select batch rows of a state (beam search): LSTM states have batch at dim 1."""
-        return tuple(s.index_select(1 if s.dim() == 3 else 0, index) for s in state)
+    def reorder_state(state: DecoderState, index: Tensor) -> DecoderState:
+        """Select batch rows of a state (beam search)."""
+        return state.select(index)
 
     def check_targets(self, tgt_in: Tensor, memory: EncoderOutput) -> None:
         if tgt_in.dim() != 2:
@@ -168,18 +213,19 @@ class PlainDecoder(StepDecoder):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, vocab_size)
 
-    def init_state(self, memory: EncoderOutput) -> State:
-        return self.bridge(memory)
+    def init_state(self, memory: EncoderOutput) -> DecoderState:
+        return DecoderState(*self.bridge(memory))
 
     def step(self, prev_tokens, state, memory, prepared=None):
-        output, (h, c) = self.lstm(self.dropout(self.embedding(prev_tokens).unsqueeze(1)), state)
-        return self.out(self.dropout(output.squeeze(1))), (h, c), None
+        output, (h, c) = self.lstm(self.dropout(self.embedding(prev_tokens).unsqueeze(1)), (state.h, state.c))
+        return self.out(self.dropout(output.squeeze(1))), DecoderState(h, c), None
 
     def forward(self, tgt_in, memory, teacher_forcing_ratio=1.0, generator=None):
         if teacher_forcing_ratio < 1.0:
             return super().forward(tgt_in, memory, teacher_forcing_ratio, generator)
         self.check_targets(tgt_in, memory)
-        output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), self.init_state(memory))
+        state = self.init_state(memory)
+        output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), (state.h, state.c))
         return DecoderOutput(self.out(self.dropout(output)), None)
 
 
@@ -204,26 +250,23 @@ class BahdanauDecoder(StepDecoder):
 
     def init_state(self, memory):
         h, c = self.bridge(memory)
-        if self.attention.needs_state:
-            return (h, c, *self.attention.init_state(memory.outputs, memory.mask))
-        return h, c
+        attention = self.attention.init_state(memory.outputs, memory.mask) if self.attention.needs_state else None
+        return DecoderState(h, c, None, attention)
 
     def prepare(self, memory):
         return self.attention.prepare(memory.outputs)
 
     def step(self, prev_tokens, state, memory, prepared=None):
-        h, c = state[:2]
-        attention_state = AttentionState(*state[2:]) if self.attention.needs_state else None
+        h, c, attention_state = state.h, state.c, state.attention
         embedded = self.dropout(self.embedding(prev_tokens))            # [B, E]
         context, weights = self.attention(h[-1].unsqueeze(1), memory.outputs, mask=memory.mask,
                                           prepared=prepared, state=attention_state)
         context = context.squeeze(1)                                    # [B, Henc]
         output, (h, c) = self.lstm(torch.cat([embedded, context], -1), (h, c))
         hidden = torch.tanh(self.combine(torch.cat([output, context, embedded], -1)))
-        new_state: State = (h, c)
         if attention_state is not None:
-            new_state = (h, c, *self.attention.advance(attention_state, weights))
-        return self.out(self.dropout(hidden)), new_state, weights.squeeze(-2)
+            attention_state = self.attention.advance(attention_state, weights)
+        return self.out(self.dropout(hidden)), DecoderState(h, c, None, attention_state), weights.squeeze(-2)
 
 
 class LuongDecoder(StepDecoder):
@@ -254,9 +297,8 @@ class LuongDecoder(StepDecoder):
     def init_state(self, memory):
         h, c = self.bridge(memory)
         attentional = h.new_zeros(h.size(1), self.hidden_size)
-        if self.attention.needs_state:
-            return (h, c, attentional, *self.attention.init_state(memory.outputs, memory.mask))
-        return h, c, attentional
+        attention = self.attention.init_state(memory.outputs, memory.mask) if self.attention.needs_state else None
+        return DecoderState(h, c, attentional, attention)
 
     def prepare(self, memory):
         return self.attention.prepare(memory.outputs)
@@ -270,18 +312,16 @@ class LuongDecoder(StepDecoder):
         return attentional, weights
 
     def step(self, prev_tokens, state, memory, prepared=None):
-        h, c, attentional = state[:3]
-        attention_state = AttentionState(*state[3:]) if self.attention.needs_state else None
+        h, c, attentional, attention_state = state
         x = self.dropout(self.embedding(prev_tokens))
         if self.input_feeding:
             x = torch.cat([x, attentional], -1)
         output, (h, c) = self.lstm(x.unsqueeze(1), (h, c))
         attentional, weights = self.attend(output, memory, prepared, attention_state)
         attentional = attentional.squeeze(1)
-        new_state: State = (h, c, attentional)
         if attention_state is not None:
-            new_state = (*new_state, *self.attention.advance(attention_state, weights))
-        return self.out(self.dropout(attentional)), new_state, weights.squeeze(-2)
+            attention_state = self.attention.advance(attention_state, weights)
+        return self.out(self.dropout(attentional)), DecoderState(h, c, attentional, attention_state), weights.squeeze(-2)
 
     @property
     def can_run_parallel(self) -> bool:
@@ -302,7 +342,8 @@ class LuongDecoder(StepDecoder):
         if teacher_forcing_ratio != 1.0:
             raise ValueError("the parallel path needs full teacher forcing (teacher_forcing_ratio=1.0)")
         self.check_targets(tgt_in, memory)
-        h, c = self.init_state(memory)[:2]
+        state = self.init_state(memory)
+        h, c = state.h, state.c
         output, _ = self.lstm(self.dropout(self.embedding(tgt_in)), (h, c))
         attentional, weights = self.attend(output, memory, self.prepare(memory))
         return with_terms(self.out(self.dropout(attentional)), weights, self.attention.sample_log_prob())
