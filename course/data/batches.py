@@ -80,9 +80,8 @@ class TextBatch(ModelBatch):
     labels: Tensor   # [B]
     indices: Tensor  # [B]
 
-    input_fields = ('tokens', 'lengths')
-    target_field = 'labels'
-
+    input_fields = ("tokens", "lengths")
+    target_field = "labels"
 
 
 @dataclass
@@ -94,9 +93,8 @@ class DocumentBatch(ModelBatch):
     labels: Tensor            # [B]
     indices: Tensor           # [B]
 
-    input_fields = ('tokens', 'sentence_lengths')
-    target_field = 'labels'
-
+    input_fields = ("tokens", "sentence_lengths")
+    target_field = "labels"
 
 
 @dataclass
@@ -110,9 +108,8 @@ class PairBatch(ModelBatch):
     labels: Tensor              # [B]
     indices: Tensor             # [B]
 
-    input_fields = ('premise', 'premise_lengths', 'hypothesis', 'hypothesis_lengths')
-    target_field = 'labels'
-
+    input_fields = ("premise", "premise_lengths", "hypothesis", "hypothesis_lengths")
+    target_field = "labels"
 
 
 @dataclass
@@ -126,9 +123,8 @@ class StoryBatch(ModelBatch):
     answers: Tensor          # [B] vocabulary ids
     indices: Tensor          # [B]
 
-    input_fields = ('story', 'story_lengths', 'question', 'question_lengths')
-    target_field = 'answers'
-
+    input_fields = ("story", "story_lengths", "question", "question_lengths")
+    target_field = "answers"
 
 
 @dataclass
@@ -140,9 +136,8 @@ class TagBatch(ModelBatch):
     tags: Tensor     # [B, S]
     indices: Tensor  # [B]
 
-    input_fields = ('tokens', 'lengths')
-    target_field = 'tags'
-
+    input_fields = ("tokens", "lengths")
+    target_field = "tags"
 
 
 @dataclass
@@ -152,8 +147,8 @@ class WindowBatch(ModelBatch):
     window: Tensor  # [B, L] (or [B, L, features])
     target: Tensor  # [B, horizon]
 
-    input_fields = ('window',)
-    target_field = 'target'
+    input_fields = ("window",)
+    target_field = "target"
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int = PAD) -> tuple[Tensor, Tensor]:
