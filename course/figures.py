@@ -13,7 +13,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns  # colour palettes for the curves
 
 __all__ = ["SEQUENTIAL", "DIVERGING", "heatmap", "heatmap_panels", "plot_training"]
 
@@ -83,11 +82,13 @@ def heatmap(values: Any, *, ax: Any = None, x_labels: Sequence[Any] | None = Non
     ax.set_ylim(rows, 0)  # first row on top, as a matrix is read
     x_ticks = _labels(x_labels, cols, "x", title)
     y_ticks = _labels(y_labels, rows, "y", title)
-    ax.set_xticks(np.arange(cols) + 0.5, x_ticks if x_ticks else [], rotation=90)
-    ax.set_yticks(np.arange(rows) + 0.5, y_ticks if y_ticks else [], rotation=0)
-    if not x_ticks:
+    if x_ticks:
+        ax.set_xticks(np.arange(cols) + 0.5, x_ticks, rotation=90)
+    else:
         ax.set_xticks([])
-    if not y_ticks:
+    if y_ticks:
+        ax.set_yticks(np.arange(rows) + 0.5, y_ticks, rotation=0)
+    else:
         ax.set_yticks([])
     if annot:
         middle = (lo + hi) / 2
@@ -159,7 +160,7 @@ def plot_training(histories: Any, *, ax: Any = None, title: str = "training and 
         raise ValueError("plot_training: no histories to plot")
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
-    colours = sns.color_palette("tab10", len(named))
+    colours = [plt.get_cmap("tab10")(i % 10) for i in range(len(named))]
     for colour, (name, history) in zip(colours, named.items()):
         train, val = _curves(history, name)
         prefix = "" if single else f"{name}: "
